@@ -1,0 +1,3 @@
+from ademix_sweep.cli import app
+
+app(prog_name="ademix-sweep")

@@ -1,0 +1,28 @@
+"""The command line: --help, --version, and python -m."""
+
+import subprocess
+import sys
+
+from typer.testing import CliRunner
+
+from ademix_sweep import __version__
+from ademix_sweep.cli import app
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"ademix-sweep {__version__}"
+
+
+def test_help_names_the_tool() -> None:
+    result = CliRunner().invoke(app, ["--help"])
+    assert result.exit_code == 0
+    assert "AdEMAMix" in result.output and "--version" in result.output
+
+
+def test_python_dash_m_and_console_script() -> None:
+    out = subprocess.run([sys.executable, "-m", "ademix_sweep", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == f"ademix-sweep {__version__}"
+    out = subprocess.run(["ademix-sweep", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and __version__ in out.stdout
