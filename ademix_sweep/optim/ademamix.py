@@ -278,10 +278,12 @@ def _reference_update(params, grads, m1s, m2s, vs, scalars) -> None:
         else:
             m1.lerp_(g, w1)
             num = m2.mul(alpha_t).add_(m1, alpha=inv_bc1)
-        if p.dtype == m2.dtype:
-            p.mul_(decay).addcdiv_(num, denom, value=-lr)
-        else:  # low-precision parameter: fp32 math, one rounding at the end
-            p.copy_(p.to(m2.dtype).mul_(decay).addcdiv_(num, denom, value=-lr))
+        theta = p if p.dtype == m2.dtype else p.to(m2.dtype)  # low precision: fp32 math
+        if decay != 1.0:
+            theta.mul_(decay)
+        theta.addcdiv_(num, denom, value=-lr)
+        if theta is not p:
+            p.copy_(theta)  # one rounding per step
 
 
 def _multi_tensor_update(params, grads, m1s, m2s, vs, table: torch.Tensor) -> None:
