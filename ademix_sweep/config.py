@@ -1,0 +1,320 @@
+"""Sweep files: YAML -> a validated :class:`SweepConfig` (pydantic 2). The one place that knows
+the schema; ``docs/sweep-file.md`` documents it field by field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
+from pydantic_core import PydanticCustomError
+
+from .dists import Dist, Rule, did_you_mean, fail
+from .yamlio import Document, SweepFileError, apply_override, dotted, read_document
+
+BUILTIN_DATA = {
+    "lm": ("builtin:python-stdlib", "builtin:python-docs"),
+    "vision": ("builtin:digits",),
+}
+
+
+def param(rule: Rule) -> Any:
+    """A hyperparameter field: constant or distribution, range-checked by ``rule``."""
+    return Annotated[Dist, BeforeValidator(rule.parse), WithJsonSchema(rule.json_schema())]
+
+
+LR = param(Rule("lr", 0.0, low_open=True))
+BETA1 = param(Rule("beta1", 0.0, 1.0, ema=True))
+BETA2 = param(Rule("beta2", 0.0, 1.0, ema=True))
+BETA3 = param(Rule("beta3", 0.0, 1.0, ema=True))
+ALPHA = param(Rule("alpha", 0.0))
+DECAY = param(Rule("weight_decay", 0.0))
+EPS = param(Rule("eps", 0.0, low_open=True))
+T_WARM = param(Rule("t_alpha_beta3", 0.0))
+
+
+def const(value: Any) -> Any:
+    return Field(default_factory=lambda: Dist("const", (value,)))
+
+
+class Strict(BaseModel):
+    """Strict types, and unknown keys rejected with a "did you mean" hint."""
+
+    model_config = ConfigDict(strict=True, frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            names = list(cls.model_fields)
+            for key in data:
+                if key not in cls.model_fields:
+                    hint = did_you_mean(str(key), names)
+                    message = f"unknown key (expected one of {', '.join(names)}{hint})"
+                    raise PydanticCustomError("unknown_key", "{message}", {"message": message, "key": key})
+        return data
+
+
+class LmModel(Strict):
+    layers: int = Field(2, ge=1, le=96)
+    heads: int = Field(4, ge=1, le=128)
+    dim: int = Field(64, ge=8, le=16384)
+    tied: bool = True
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> LmModel:
+        if self.dim % self.heads:
+            raise fail(f"dim {self.dim} is not a multiple of heads {self.heads} (expected dim % heads == 0)")
+        return self
+
+
+class LmTask(Strict):
+    kind: Literal["lm"]
+    data: str = "builtin:python-stdlib"
+    seq_len: int = Field(64, ge=2, le=65536)
+    model: LmModel = Field(default_factory=LmModel)
+
+
+class VisionModel(Strict):
+    channels: list[Annotated[int, Field(ge=1, le=4096)]] = Field(default_factory=lambda: [16, 32], min_length=1)
+    hidden: int = Field(64, ge=1)
+
+
+class VisionTask(Strict):
+    kind: Literal["vision"]
+    data: str = "builtin:digits"
+    model: VisionModel = Field(default_factory=VisionModel)
+
+
+class RosenbrockTask(Strict):
+    kind: Literal["rosenbrock"]
+    start: list[float] = Field(default_factory=lambda: [-3.0, 5.0], min_length=2, max_length=2)
+
+
+class CustomTask(Strict):
+    kind: Literal["custom"]
+    entrypoint: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+PATTERN_HELP = {
+    "name": "letters, digits, '_', '.' or '-', starting with a letter or digit, at most 100 characters",
+    "entrypoint": "'package.module:function'",
+}
+TASK_KINDS = ("lm", "vision", "rosenbrock", "custom")
+Task = Annotated[LmTask | VisionTask | RosenbrockTask | CustomTask, Field(discriminator="kind")]
+
+
+class Train(Strict):
+    steps: int = Field(ge=1)
+    batch_size: int = Field(32, ge=1)
+    eval_every: int = Field(200, ge=1)
+    eval_batches: int = Field(8, ge=1)
+    warmup_steps: int = Field(0, ge=0)
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    min_lr_ratio: float = Field(0.1, ge=0.0, le=1.0)
+    grad_clip: float | None = Field(1.0, gt=0.0)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = False
+
+    @model_validator(mode="after")
+    def _fits_in_run(self) -> Train:
+        if self.warmup_steps >= self.steps:
+            raise fail(f"warmup_steps {self.warmup_steps} >= steps {self.steps} (expected warmup_steps < steps)")
+        if self.eval_every > self.steps:
+            raise fail(f"eval_every {self.eval_every} > steps {self.steps} (expected eval_every <= steps)")
+        return self
+
+
+class Budget(Strict):
+    trials: int = Field(ge=1, description="Finished (complete or pruned) trials per optimizer.")
+
+
+class Sampler(Strict):
+    type: Literal["tpe", "random", "grid", "cmaes"] = "tpe"
+    startup_trials: int | None = Field(None, ge=0, description="Random trials before TPE/CMA-ES models.")
+
+
+class Pruner(Strict):
+    type: Literal["none", "median", "hyperband"] = "median"
+    min_steps: int = Field(0, ge=0, description="Training steps before a trial may be pruned.")
+
+
+class AdamWSpace(Strict):
+    lr: LR
+    beta1: BETA1 = const(0.9)
+    beta2: BETA2 = const(0.999)
+    weight_decay: DECAY = const(0.1)
+    eps: EPS = const(1e-8)
+
+
+class AdEMAMixSpace(AdamWSpace):
+    beta3: BETA3 = const(0.9999)
+    alpha: ALPHA = const(5.0)
+    t_alpha_beta3: T_WARM = Field(
+        default_factory=lambda: Dist("const", (1.0,)),
+        description="Warm-up of alpha and beta3: an integer is steps, a float in [0, 1] a fraction of train.steps.",
+    )
+
+
+class Optimizers(Strict):
+    adamw: AdamWSpace | None = None
+    ademamix: AdEMAMixSpace | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Optimizers:
+        if not self.spaces():
+            raise fail("no optimizer (expected at least one of adamw, ademamix)")
+        return self
+
+    def spaces(self) -> dict[str, AdamWSpace]:
+        return {name: space for name in ("ademamix", "adamw") if (space := getattr(self, name)) is not None}
+
+
+class SweepConfig(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="Study name prefix.")
+    storage: str | None = Field(None, description="Optuna storage URL; --storage and ADEMIX_SWEEP_STORAGE override.")
+    seed: int = 0
+    metric: Literal["val_loss"] = "val_loss"
+    budget: Budget
+    sampler: Sampler = Field(default_factory=Sampler)
+    pruner: Pruner = Field(default_factory=Pruner)
+    task: Task
+    train: Train
+    optimizers: Optimizers
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> SweepConfig:
+        for name, space in self.optimizers.spaces().items():
+            if isinstance(space, AdEMAMixSpace):
+                check_t_alpha_beta3(space.t_alpha_beta3, self.train.steps, name)
+            if self.sampler.type == "grid":
+                for field, dist in space:
+                    if dist.kind not in ("const", "choice"):
+                        raise _FieldError(
+                            ("optimizers", name, field),
+                            f"{dist.kind} cannot be searched by sampler.type grid (expected a choice or a constant)",
+                        )
+        return self
+
+
+class _FieldError(Exception):
+    """A cross-field error with the path it belongs to."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc, self.message = loc, message
+
+
+def check_t_alpha_beta3(dist: Dist, steps: int, optimizer: str) -> None:
+    """Integers are steps (0..steps); floats are fractions of train.steps (0..1)."""
+    loc = ("optimizers", optimizer, "t_alpha_beta3")
+    for value in dist.values:
+        if isinstance(value, float) and value > 1.0:
+            raise _FieldError(
+                loc, f"{value!r} is a float above 1 (expected a fraction in [0, 1], or an integer of steps)"
+            )
+        if isinstance(value, int) and value > steps:
+            raise _FieldError(loc, f"{value} steps is beyond the run (expected at most train.steps = {steps})")
+
+
+def t_alpha_beta3_steps(value: float | int, steps: int) -> int | None:
+    """Resolve a t_alpha_beta3 value to steps: None (no warm-up) for 0."""
+    n = round(value * steps) if isinstance(value, float) else int(value)
+    return n or None
+
+
+def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:
+    """Read, override (``path.to.field=value``) and validate a sweep file.
+
+    Raises SweepFileError (one line: ``FILE:LINE: path: what (expected)``) for any problem.
+    """
+    doc = read_document(path)
+    for override in overrides:
+        apply_override(doc, override)
+    return validate_document(doc)
+
+
+def validate_document(doc: Document) -> SweepConfig:
+    if doc.data is None:
+        raise SweepFileError(doc.source, None, "", "the file is empty (expected a mapping with name, task, train, ...)")
+    if not isinstance(doc.data, dict):
+        kind = type(doc.data).__name__
+        raise SweepFileError(doc.source, 1, "", f"the top level is a {kind} (expected a mapping of sweep settings)")
+    try:
+        return SweepConfig.model_validate(doc.data)
+    except _FieldError as exc:
+        raise SweepFileError(doc.source, doc.line_of(exc.loc), dotted(exc.loc), exc.message) from None
+    except ValidationError as exc:
+        raise _to_file_error(doc, exc.errors()[0]) from None
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Pydantic's error location mapped onto the data's keys (union tags dropped)."""
+    path: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            path.append(part)
+            node = node[part]
+        elif i == len(loc) - 1 and isinstance(part, str) and not part.startswith(("function-", "list[")):
+            path.append(part)  # a missing field
+    return tuple(path)
+
+
+def _to_file_error(doc: Document, err: dict[str, Any]) -> SweepFileError:
+    path = _data_path(doc.data, err["loc"])
+    if err["type"] == "unknown_key":
+        path = (*path, err["ctx"]["key"])
+    elif err["type"].startswith("union_tag"):
+        path = (*path, "kind")
+    return SweepFileError(doc.source, doc.line_of(path), dotted(path), _message(err, path))
+
+
+def _message(err: dict[str, Any], path: tuple[Any, ...]) -> str:
+    kind, ctx, value = err["type"], err.get("ctx", {}), err.get("input")
+    shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
+    expected = {
+        "int_type": "an integer", "int_from_float": "an integer", "float_type": "a number",
+        "bool_type": "true or false", "string_type": "a string", "list_type": "a list",
+        "dict_type": "a mapping", "model_type": "a mapping", "tuple_type": "a list",
+    }  # fmt: skip
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in ("sweep", "unknown_key"):
+        return ctx["message"]
+    if kind == "missing":
+        return "missing (a required field)"
+    if kind in expected:
+        return f"{shown} is the wrong type (expected {expected[kind]})"
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"{shown} is out of range (expected {bounds[kind]} {limit})"
+    if kind == "literal_error":
+        return f"{shown} is not allowed (expected {ctx['expected']})"
+    if kind == "union_tag_invalid":
+        tag = str(ctx.get("tag"))
+        return f"unknown task kind {tag!r} (expected one of {', '.join(TASK_KINDS)}{did_you_mean(tag, TASK_KINDS)})"
+    if kind == "union_tag_not_found":
+        return f"missing kind (expected one of {', '.join(TASK_KINDS)})"
+    if kind == "string_pattern_mismatch":
+        wanted = PATTERN_HELP.get(path[-1] if path else "", f"the pattern {ctx['pattern']}")
+        return f"{shown} is not a valid {path[-1] if path else 'value'} (expected {wanted})"
+    if kind in ("too_short", "too_long"):
+        return f"{ctx.get('actual_length')} items (expected {err['msg'].split('should have ')[-1].split(' after')[0]})"
+    return f"{err['msg']}"
+
+
+def json_schema() -> dict[str, Any]:
+    """The sweep file's JSON Schema, for editors (yaml-language-server) and checks."""
+    schema = SweepConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "ademix-sweep sweep file"
+    return schema
+
+
+def free_dimensions(space: AdamWSpace) -> int:
+    return sum(dist.free for _, dist in space)
