@@ -1,0 +1,75 @@
+"""Search space -> Optuna ``suggest_*`` calls, and sampled values -> optimizer hyperparameters.
+
+Trial params are stored under the sweep file's names, so optuna-dashboard shows them plainly:
+``lr``, ``alpha``, ``t_alpha_beta3`` (as written: steps or a fraction)... The two EMA kinds are
+sampled in their own units and named for them (``beta3_half_life``, ``one_minus_beta2``); the
+resulting beta is stored as a user attribute under its plain name, as is ``t_alpha_beta3_steps``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from .config import AdamWSpace, t_alpha_beta3_steps
+from .dists import Dist
+
+
+class TrialLike(Protocol):
+    """The part of ``optuna.trial.Trial`` used here (FixedTrial fits too)."""
+
+    def suggest_float(self, name: str, low: float, high: float, *, log: bool = False) -> float: ...
+    def suggest_int(self, name: str, low: int, high: int) -> int: ...
+    def suggest_categorical(self, name: str, choices: Any) -> Any: ...
+    def set_user_attr(self, key: str, value: Any) -> None: ...
+
+
+def param_name(name: str, dist: Dist) -> str:
+    """The name a hyperparameter is stored under in the trial's params."""
+    if dist.kind == "half_life":
+        return f"{name}_half_life"
+    if dist.kind == "one_minus_log":
+        return f"one_minus_{name}"
+    return name
+
+
+def from_param(dist: Dist, sampled: Any) -> Any:
+    """The hyperparameter value for a value sampled (or stored) in the dist's own units."""
+    if dist.kind == "half_life":
+        return 0.5 ** (1.0 / sampled)
+    if dist.kind == "one_minus_log":
+        return 1.0 - sampled
+    return sampled
+
+
+def suggest(trial: TrialLike, name: str, dist: Dist) -> Any:
+    """Sample one hyperparameter; constants are returned as they are, without a suggest call."""
+    key = param_name(name, dist)
+    if dist.kind == "const":
+        return dist.values[0]
+    if dist.kind == "choice":
+        return trial.suggest_categorical(key, list(dist.values))
+    if dist.kind == "int":
+        return trial.suggest_int(key, dist.low, dist.high)
+    if dist.kind == "one_minus_log":
+        return from_param(dist, trial.suggest_float(key, 1.0 - dist.high, 1.0 - dist.low, log=True))
+    log = dist.kind in ("log_uniform", "half_life")
+    return from_param(dist, trial.suggest_float(key, float(dist.low), float(dist.high), log=log))
+
+
+def sample_hparams(trial: TrialLike, space: AdamWSpace, train_steps: int) -> dict[str, Any]:
+    """Sample a whole optimizer space into ``build_optimizer`` hyperparameters."""
+    hparams: dict[str, Any] = {}
+    for name, dist in space:
+        value = suggest(trial, name, dist)
+        if param_name(name, dist) != name:
+            trial.set_user_attr(name, value)
+        if name == "t_alpha_beta3":
+            value = t_alpha_beta3_steps(value, train_steps)
+            trial.set_user_attr("t_alpha_beta3_steps", value)
+        hparams[name] = value
+    return hparams
+
+
+def grid_space(space: AdamWSpace) -> dict[str, list[Any]]:
+    """The search space for Optuna's GridSampler (config validation allows only choices there)."""
+    return {param_name(name, dist): list(dist.values) for name, dist in space if dist.kind == "choice"}
