@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,9 +24,12 @@ app = typer.Typer(
     add_completion=False,
 )
 
-SET_OPTION = typer.Option(
-    None, "--set", metavar="PATH=VALUE", help="Override a field, e.g. --set train.steps=500 (repeatable; YAML value)."
-)
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", metavar="PATH=VALUE", help="Override a field, e.g. --set train.steps=500 (repeatable; YAML value)."
+    ),
+]
 
 
 def _print_version(value: bool) -> None:
@@ -42,17 +46,17 @@ def _bad_input(message: str) -> typer.Exit:
 
 @app.callback()
 def main(
-    version: bool = typer.Option(
-        False, "--version", callback=_print_version, is_eager=True, help="Show the version and exit."
-    ),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """Tune and compare the AdEMAMix optimizer (arXiv 2409.03137) against AdamW."""
 
 
 @app.command()
 def validate(
-    files: list[str] = typer.Argument(..., metavar="FILE...", help="Sweep files to check."),
-    overrides: list[str] = SET_OPTION,
+    files: Annotated[list[str], typer.Argument(metavar="FILE", help="Sweep files to check.")],
+    overrides: Overrides = None,
 ) -> None:
     """Check sweep files; print a summary of each valid one, one line per invalid one (exit 2)."""
     console = Console()
@@ -71,9 +75,9 @@ def validate(
 
 @app.command()
 def init(
-    task: str = typer.Option("lm", "--task", help="lm, vision or rosenbrock."),
-    output: str | None = typer.Option(None, "-o", "--output", help="File to write (default: print it)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing file."),
+    task: Annotated[str, typer.Option("--task", help="lm, vision or rosenbrock.")] = "lm",
+    output: Annotated[str | None, typer.Option("-o", "--output", help="File to write (default: print it).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented starting sweep file for a task."""
     if task not in TEMPLATES:

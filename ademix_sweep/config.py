@@ -6,7 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from .dists import Dist, Rule, did_you_mean, fail
@@ -69,9 +78,15 @@ class LmModel(Strict):
         return self
 
 
+def check_builtin(kind: str, data: str) -> str:
+    if data.startswith("builtin:") and data not in BUILTIN_DATA[kind]:
+        raise fail(f"unknown data {data!r} (expected one of {', '.join(BUILTIN_DATA[kind])}, or a path)")
+    return data
+
+
 class LmTask(Strict):
     kind: Literal["lm"]
-    data: str = "builtin:python-stdlib"
+    data: Annotated[str, AfterValidator(lambda d: check_builtin("lm", d))] = "builtin:python-stdlib"
     seq_len: int = Field(64, ge=2, le=65536)
     model: LmModel = Field(default_factory=LmModel)
 
@@ -83,7 +98,7 @@ class VisionModel(Strict):
 
 class VisionTask(Strict):
     kind: Literal["vision"]
-    data: str = "builtin:digits"
+    data: Annotated[str, AfterValidator(lambda d: check_builtin("vision", d))] = "builtin:digits"
     model: VisionModel = Field(default_factory=VisionModel)
 
 
@@ -109,7 +124,7 @@ Task = Annotated[LmTask | VisionTask | RosenbrockTask | CustomTask, Field(discri
 class Train(Strict):
     steps: int = Field(ge=1)
     batch_size: int = Field(32, ge=1)
-    eval_every: int = Field(200, ge=1)
+    eval_every: int = Field(200, ge=1, description="Default: 200, or steps if the run is shorter.")
     eval_batches: int = Field(8, ge=1)
     warmup_steps: int = Field(0, ge=0)
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
@@ -117,6 +132,13 @@ class Train(Strict):
     grad_clip: float | None = Field(1.0, gt=0.0)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_eval_every(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "eval_every" not in data and isinstance(data.get("steps"), int):
+            data = {**data, "eval_every": max(1, min(200, data["steps"]))}
+        return data
 
     @model_validator(mode="after")
     def _fits_in_run(self) -> Train:
@@ -174,8 +196,11 @@ class Optimizers(Strict):
 
 class SweepConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="Study name prefix.")
-    storage: str | None = Field(None, description="Optuna storage URL; --storage and ADEMIX_SWEEP_STORAGE override.")
-    seed: int = 0
+    storage: str | None = Field(
+        None,
+        description="Optuna storage URL; else ADEMIX_SWEEP_STORAGE, else sqlite:///runs/<name>.db; --storage wins.",
+    )
+    seed: int = Field(0, ge=0)
     metric: Literal["val_loss"] = "val_loss"
     budget: Budget
     sampler: Sampler = Field(default_factory=Sampler)
@@ -208,8 +233,16 @@ class _FieldError(Exception):
 
 
 def check_t_alpha_beta3(dist: Dist, steps: int, optimizer: str) -> None:
-    """Integers are steps (0..steps); floats are fractions of train.steps (0..1)."""
+    """Integers are steps (0..steps); floats are fractions of train.steps (0..1).
+
+    A uniform or log_uniform range is in steps when both bounds are integers (samples are then
+    rounded to whole steps), else a range of fractions.
+    """
     loc = ("optimizers", optimizer, "t_alpha_beta3")
+    if dist.kind in ("uniform", "log_uniform") and len({type(v) for v in dist.values}) > 1:
+        raise _FieldError(
+            loc, f"bounds {list(dist.values)} mix steps and fractions (expected two integers or two floats)"
+        )
     for value in dist.values:
         if isinstance(value, float) and value > 1.0:
             raise _FieldError(
@@ -240,7 +273,9 @@ def validate_document(doc: Document) -> SweepConfig:
     if doc.data is None:
         raise SweepFileError(doc.source, None, "", "the file is empty (expected a mapping with name, task, train, ...)")
     if not isinstance(doc.data, dict):
-        kind = type(doc.data).__name__
+        kind = {"str": "string", "int": "number", "float": "number", "bool": "boolean"}.get(
+            type(doc.data).__name__, type(doc.data).__name__
+        )
         raise SweepFileError(doc.source, 1, "", f"the top level is a {kind} (expected a mapping of sweep settings)")
     try:
         return SweepConfig.model_validate(doc.data)

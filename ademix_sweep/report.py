@@ -41,6 +41,6 @@ def sweep_summary(console: Console, source: str, cfg: SweepConfig) -> None:
             text = dist.describe()
             if field == "t_alpha_beta3" and dist.kind == "const":
                 steps = t_alpha_beta3_steps(dist.values[0], t.steps)
-                text += f" = {steps} steps" if steps else " = no warm-up"
+                text += f" = {steps} step{'' if steps == 1 else 's'}" if steps else " = no warm-up"
             table.add_row(field, text)
         console.print(table)

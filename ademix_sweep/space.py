@@ -64,6 +64,8 @@ def sample_hparams(trial: TrialLike, space: AdamWSpace, train_steps: int) -> dic
         if param_name(name, dist) != name:
             trial.set_user_attr(name, value)
         if name == "t_alpha_beta3":
+            if dist.kind in ("uniform", "log_uniform") and isinstance(dist.low, int):
+                value = round(value)  # a range given in steps
             value = t_alpha_beta3_steps(value, train_steps)
             trial.set_user_attr("t_alpha_beta3_steps", value)
         hparams[name] = value

@@ -7,6 +7,7 @@ whose text is one line: ``FILE:LINE: path.to.field: what is wrong (what was expe
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,14 +51,18 @@ def dotted(path: Path_) -> str:
 def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int | str], source: str, depth: int = 0) -> None:
     """Record lines by path; reject duplicate keys, non-scalar keys and runaway nesting."""
     if depth > MAX_DEPTH:
-        raise SweepFileError(source, node.start_mark.line + 1, dotted(path), f"nested deeper than {MAX_DEPTH} levels")
+        shown = dotted(path[:3]) + "..."
+        raise SweepFileError(source, node.start_mark.line + 1, shown, f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise SweepFileError(source, line, dotted(path), "a key must be a plain name")
             key = key_node.value
+            if key == "<<" and key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # a merge key: the merged keys are checked where they are defined
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+                shown = key if isinstance(key_node, yaml.ScalarNode) else "a collection"
+                raise SweepFileError(source, line, dotted(path), f"key {shown!r} is not a name (expected a plain name)")
             if key in seen:
                 raise SweepFileError(
                     source, line, dotted((*path, key)), f"duplicate key (first defined on line {seen[key]})"
@@ -71,9 +76,29 @@ def _walk(node: yaml.Node, path: Path_, lines: dict[Path_, int | str], source: s
             _walk(item, (*path, i), lines, source, depth + 1)
 
 
+class _Loader(yaml.SafeLoader):
+    """The safe loader, reading floats as YAML 1.2 does: ``1e-4`` is a number, not a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def _reader_error(exc: yaml.reader.ReaderError, text: str, source: str) -> SweepFileError:
+    char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+    line = text.count("\n", 0, exc.position) + 1
+    return SweepFileError(source, line, "", f"YAML error: character {char!r} is not allowed")
+
+
 def parse_yaml(text: str, source: str) -> Document:
     """Parse one YAML document with the safe loader, keeping key lines."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a control character
+        raise _reader_error(exc, text, source) from None
     try:
         node = loader.get_single_node()
         lines: dict[Path_, int | str] = {}
@@ -86,8 +111,12 @@ def parse_yaml(text: str, source: str) -> Document:
         if "could not determine a constructor" in str(exc.problem):
             problem = f"tag {exc.problem.split('tag ', 1)[-1]} is not allowed (plain YAML values only)"
         raise SweepFileError(source, mark.line + 1 if mark else None, "", f"YAML error: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(exc, text, source) from None
     except yaml.YAMLError as exc:
         raise SweepFileError(source, None, "", f"YAML error: {str(exc).splitlines()[0]}") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. "!!int 0.5": a tag the value can't take
+        raise SweepFileError(source, None, "", f"YAML error: a value cannot be read ({exc})") from None
     except RecursionError:
         raise SweepFileError(source, None, "", f"nested deeper than {MAX_DEPTH} levels") from None
     finally:
