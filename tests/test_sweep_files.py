@@ -144,6 +144,7 @@ CORPUS: dict[str, tuple[str, str]] = {
     "empty optimizers": (GOOD.split("optimizers:")[0] + "optimizers: {}\n", "optimizers: no optimizer"),
     "unknown task": (GOOD.replace("kind: rosenbrock", "kind: gan"), ":3: task.kind: unknown task kind 'gan'"),
     "duplicate keys": (GOOD + "name: u\n", ":14: name: duplicate key (first defined on line 1)"),
+    "python object tag": (GOOD.replace("seed", "x").replace("name: t", "name: !!python/object:os.system {}"), "tag"),
     "python tag": (GOOD.replace("name: t", "name: !!python/name:os.system"), "is not allowed"),
     "deep nesting": ("name: " + "[" * 200 + "]" * 200 + "\n", "nested deeper than 32 levels"),
     "unknown distribution": (GOOD.replace("uniform: [2, 10]", "unifrm: [2, 10]"), "did you mean uniform?"),
