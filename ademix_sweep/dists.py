@@ -81,10 +81,6 @@ class Dist:
             text += f" steps (beta {lo:.5g} to {hi:.5g})"
         return text
 
-    def to_yaml(self) -> Any:
-        """The value as it would be written in a sweep file."""
-        return self.values[0] if self.kind == "const" else {self.kind: list(self.values)}
-
 
 @dataclass(frozen=True)
 class Rule:
@@ -96,7 +92,6 @@ class Rule:
     low_open: bool = False
     high_open: bool = True
     ema: bool = False  # allows one_minus_log and half_life
-    integer: bool = False  # values must be integers (as for t_alpha_beta3 in steps)
 
     def expected(self) -> str:
         lo = f"{self.low:g} {'<' if self.low_open else '<='} "
@@ -104,7 +99,7 @@ class Rule:
         return f"{lo}{self.name}{hi}"
 
     def ok(self, x: object) -> bool:
-        if not is_number(x) or (self.integer and not isinstance(x, int)):
+        if not is_number(x):
             return False
         above = x > self.low if self.low_open else x >= self.low
         below = x < self.high if self.high_open else x <= self.high
@@ -173,5 +168,5 @@ class Rule:
         ]
         return {
             "description": f"A constant or a distribution; allowed values: {self.expected()}",
-            "anyOf": [{"type": "integer" if self.integer else "number"}, *one_key],
+            "anyOf": [{"type": "number"}, *one_key],
         }
