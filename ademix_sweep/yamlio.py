@@ -87,40 +87,40 @@ _Loader.add_implicit_resolver(
 )
 
 
-def _reader_error(exc: yaml.reader.ReaderError, text: str, source: str) -> SweepFileError:
-    char = chr(exc.character) if isinstance(exc.character, int) else exc.character
-    line = text.count("\n", 0, exc.position) + 1
-    return SweepFileError(source, line, "", f"YAML error: character {char!r} is not allowed")
+def _load(text: str, source: str) -> tuple[Any, dict[Path_, int | str]]:
+    """Compose, check (duplicates, key types, depth) and construct one document."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[Path_, int | str] = {}
+        if node is None:
+            return None, lines
+        _walk(node, (), lines, source)
+        return loader.construct_document(node), lines
+    finally:
+        loader.dispose()
 
 
 def parse_yaml(text: str, source: str) -> Document:
     """Parse one YAML document with the safe loader, keeping key lines."""
     try:
-        loader = _Loader(text)
+        data, lines = _load(text, source)
     except yaml.reader.ReaderError as exc:  # a control character
-        raise _reader_error(exc, text, source) from None
-    try:
-        node = loader.get_single_node()
-        lines: dict[Path_, int | str] = {}
-        if node is not None:
-            _walk(node, (), lines, source)
-        data = loader.construct_document(node) if node is not None else None
+        char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        line = text.count("\n", 0, exc.position) + 1
+        raise SweepFileError(source, line, "", f"YAML error: character {char!r} is not allowed") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
         if "could not determine a constructor" in str(exc.problem):
             problem = f"tag {exc.problem.split('tag ', 1)[-1]} is not allowed (plain YAML values only)"
         raise SweepFileError(source, mark.line + 1 if mark else None, "", f"YAML error: {problem}") from None
-    except yaml.reader.ReaderError as exc:
-        raise _reader_error(exc, text, source) from None
     except yaml.YAMLError as exc:
         raise SweepFileError(source, None, "", f"YAML error: {str(exc).splitlines()[0]}") from None
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. "!!int 0.5": a tag the value can't take
         raise SweepFileError(source, None, "", f"YAML error: a value cannot be read ({exc})") from None
     except RecursionError:
         raise SweepFileError(source, None, "", f"nested deeper than {MAX_DEPTH} levels") from None
-    finally:
-        loader.dispose()
     return Document(source, data, lines)
 
 

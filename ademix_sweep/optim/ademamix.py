@@ -185,6 +185,7 @@ class AdEMAMix(Optimizer):
         """Lazily initialise state, advance each step count, and collect the tensors to update."""
         params, grads, m1s, m2s, vs, scalars = [], [], [], [], [], []
         for group in self.param_groups:
+            by_step: dict[int, tuple[float, ...]] = {}  # the scalars depend only on (group, step)
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -204,7 +205,9 @@ class AdEMAMix(Optimizer):
                 m1s.append(state.get("exp_avg"))
                 m2s.append(state["exp_avg_slow"])
                 vs.append(state["exp_avg_sq"])
-                scalars.append(step_scalars(group, state["step"]))
+                if state["step"] not in by_step:
+                    by_step[state["step"]] = step_scalars(group, state["step"])
+                scalars.append(by_step[state["step"]])
         return params, grads, m1s, m2s, vs, scalars
 
     def _choose_impl(self, params: list[torch.Tensor]) -> str:
