@@ -100,3 +100,133 @@ def init(
 def schema() -> None:
     """Print the sweep file's JSON Schema (for editors: see docs/sweep-file.md)."""
     typer.echo(json.dumps(json_schema(), indent=2))
+
+
+@app.command("train")
+def train_command(
+    file: Annotated[str, typer.Argument(metavar="FILE", help="Sweep file.")],
+    optimizer: Annotated[str, typer.Option("--optimizer", help="ademamix or adamw (must be in the file).")],
+    params: Annotated[
+        list[str] | None,
+        typer.Option("--param", metavar="NAME=VALUE", help="Set a hyperparameter, e.g. --param lr=3e-3 (repeatable)."),
+    ] = None,
+    overrides: Overrides = None,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    seed: Annotated[int | None, typer.Option("--seed", min=0, help="Default: the file's seed.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+) -> None:
+    """Train one configuration: the file's constants, --param values, defaults for the rest."""
+    try:
+        _train(file, optimizer, params or [], overrides or [], device, seed, as_json)
+    except KeyboardInterrupt:  # at any point, imports and data loading included
+        typer.echo(f"{file}: interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _train(
+    file: str, optimizer: str, params: list[str], overrides: list[str], device: str, seed: int | None, as_json: bool
+) -> None:
+    from ademix_sweep import train as training  # torch is imported only by commands that train
+
+    try:
+        job = training.prepare_job(file, optimizer, params, overrides, device)
+    except (SweepFileError, training.BadDevice) as exc:
+        raise _bad_input(str(exc)) from None
+    console = Console(stderr=as_json)
+    try:
+        with report.TrainProgress(console, job.cfg.train.steps, job.task.unit, optimizer) as bar:
+            result = training.run_job(job, seed=seed, on_log=bar.update)
+    except training.Diverged as exc:
+        if as_json:
+            typer.echo(
+                json.dumps({"diverged": True, "step": exc.step, "value": _json_float(exc.value), "reason": exc.reason})
+            )
+        typer.echo(f"{file}: {optimizer} {exc}", err=True)
+        raise typer.Exit(1) from None
+    except training.TrainingFailed as exc:
+        typer.echo(f"{file}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(training.result_json(job, result, seed)))
+    else:
+        report.train_summary(console, result, optimizer, job.hparams, job.defaulted, job.task.fingerprint)
+
+
+def _json_float(value: float) -> float | str:
+    return value if value == value and abs(value) != float("inf") else str(value)
+
+
+@app.command()
+def run(
+    file: Annotated[str, typer.Argument(metavar="FILE", help="Sweep file.")],
+    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL (wins over the file's).")] = None,
+    trials: Annotated[int | None, typer.Option("--trials", min=1, help="Finished trials per optimizer.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="CPU worker processes (default 1).")] = None,
+    devices: Annotated[str, typer.Option("--devices", help="auto, cpu, or GPU numbers like 0,2.")] = "auto",
+    per_device: Annotated[int, typer.Option("--workers-per-device", min=1, help="Workers per GPU.")] = 1,
+    overrides: Overrides = None,
+) -> None:
+    """Run a sweep (or resume it): both optimizers, equal budgets, one worker per GPU or CPU slot."""
+    try:
+        _run(file, storage, trials, workers, devices, per_device, list(overrides or []))
+    except KeyboardInterrupt:
+        typer.echo(f"{file}: interrupted before the workers started", err=True)
+        raise typer.Exit(130) from None
+
+
+def _run(
+    file: str,
+    storage: str | None,
+    trials: int | None,
+    workers: int | None,
+    devices: str,
+    per_device: int,
+    overrides: list[str],
+) -> None:
+    import os
+
+    import optuna
+    import torch
+
+    from ademix_sweep import study as studies
+    from ademix_sweep import train as training
+    from ademix_sweep import workers as pool
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if trials is not None:
+        overrides = [*overrides, f"budget.trials={trials}"]
+    try:
+        job = training.prepare_job(file, None, (), overrides, "cpu")
+        cfg = job.cfg
+        url = studies.resolve_storage_url(storage, cfg.storage, cfg.name)
+        store = studies.open_storage(url)
+        optimizers = tuple(cfg.optimizers.spaces())
+        for opt in optimizers:
+            studies.create_or_resume(store, cfg, opt, job.task.fingerprint)
+        slots = pool.plan_slots(devices, workers, per_device, torch.cuda.device_count(), os.cpu_count() or 1)
+    except (SweepFileError, studies.StorageError, studies.SweepMismatch, ValueError) as exc:
+        raise _bad_input(f"{file}: {exc}" if not isinstance(exc, SweepFileError) else str(exc)) from None
+    console = Console()
+    budget = cfg.budget.trials
+    console.print(
+        f"sweep [bold]{cfg.name}[/]: {', '.join(optimizers)}, {budget} finished trials each, "
+        f"{len(slots)} worker(s) on {', '.join(sorted({s.device for s in slots}))}; "
+        f"storage {studies.mask_url(url)}",
+        highlight=False,
+    )
+    loaded = {opt: optuna.load_study(storage=store, study_name=studies.study_name(cfg.name, opt)) for opt in optimizers}
+
+    def stats() -> dict[str, dict]:
+        return {opt: studies.summarize(s) for opt, s in loaded.items()}
+
+    spec = pool.Spec(file, cfg.name, tuple(overrides), url, budget, optimizers)
+    with report.SweepView(console, budget, optimizers) as view:
+        view.update(stats())
+        code = pool.run_sweep(spec, slots, view.event, lambda: view.update(stats()))
+        view.update(stats())
+    report.sweep_result(console, stats(), budget)
+    if code == 130:
+        typer.echo(f"{file}: interrupted; run the same command again to resume", err=True)
+    elif code == 1:
+        typer.echo(f"{file}: workers stopped: repeated trial failures, or a worker that could not start", err=True)
+    raise typer.Exit(code)

@@ -19,6 +19,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .dists import Dist, Rule, did_you_mean, fail
+from .schema_errors import to_file_error
 from .yamlio import Document, SweepFileError, apply_override, dotted, read_document
 
 BUILTIN_DATA = {
@@ -88,6 +89,9 @@ class LmTask(Strict):
     kind: Literal["lm"]
     data: Annotated[str, AfterValidator(lambda d: check_builtin("lm", d))] = "builtin:python-stdlib"
     seq_len: int = Field(64, ge=2, le=65536)
+    vocab_size: int | None = Field(
+        None, ge=2, le=1 << 24, description="Default: 256 for text, the largest token + 1 for a .bin token file."
+    )
     model: LmModel = Field(default_factory=LmModel)
 
 
@@ -113,10 +117,6 @@ class CustomTask(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-PATTERN_HELP = {
-    "name": "letters, digits, '_', '.' or '-', starting with a letter or digit, at most 100 characters",
-    "entrypoint": "'package.module:function'",
-}
 TASK_KINDS = ("lm", "vision", "rosenbrock", "custom")
 Task = Annotated[LmTask | VisionTask | RosenbrockTask | CustomTask, Field(discriminator="kind")]
 
@@ -132,6 +132,9 @@ class Train(Strict):
     grad_clip: float | None = Field(1.0, gt=0.0)
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     compile: bool = False
+    divergence_factor: float | None = Field(
+        4.0, gt=1.0, description="Divergence: a loss above this many times the first step's (null: only NaN/inf)."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -263,10 +266,50 @@ def load_sweep(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
 
     Raises SweepFileError (one line: ``FILE:LINE: path: what (expected)``) for any problem.
     """
+    return read_sweep(path, overrides)[0]
+
+
+def read_sweep(
+    path: str | Path,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    optimizer: str | None = None,
+    params: list[str] | tuple[str, ...] = (),
+) -> tuple[SweepConfig, Document]:
+    """:func:`load_sweep`, plus the document (for error lines), and ``--param name=value``
+    overrides of one optimizer's hyperparameters, which must be in the file."""
     doc = read_document(path)
     for override in overrides:
         apply_override(doc, override)
-    return validate_document(doc)
+    cfg = validate_document(doc)
+    if optimizer is None:
+        return cfg, doc
+    spaces = cfg.optimizers.spaces()
+    if optimizer not in spaces:
+        message = f"{optimizer!r} is not in the file (expected one of {', '.join(spaces)})"
+        raise SweepFileError(doc.source, doc.line_of(("optimizers",)), "optimizers", message)
+    for param in params:
+        apply_override(doc, param, flag="--param", under=("optimizers", optimizer))
+    return (validate_document(doc) if params else cfg), doc
+
+
+DEFAULT_LR = 1e-3  # the documented default when lr is a distribution and no --param gives it
+
+
+def fixed_hparams(space: AdamWSpace) -> tuple[dict[str, Any], list[str]]:
+    """One configuration from a space: each constant as written, each distribution replaced by
+    its field's documented default (lr: DEFAULT_LR). Returns the values (t_alpha_beta3 as
+    written: steps or a fraction) and the names that took a default."""
+    values: dict[str, Any] = {}
+    defaulted: list[str] = []
+    for name, dist in space:
+        if dist.kind == "const":
+            values[name] = dist.values[0]
+            continue
+        field = type(space).model_fields[name]
+        values[name] = field.default_factory().values[0] if field.default_factory else DEFAULT_LR  # type: ignore[call-arg]
+        defaulted.append(name)
+    return values, defaulted
 
 
 def validate_document(doc: Document) -> SweepConfig:
@@ -282,65 +325,7 @@ def validate_document(doc: Document) -> SweepConfig:
     except _FieldError as exc:
         raise SweepFileError(doc.source, doc.line_of(exc.loc), dotted(exc.loc), exc.message) from None
     except ValidationError as exc:
-        raise _to_file_error(doc, exc.errors()[0]) from None
-
-
-def _data_path(data: Any, loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Pydantic's error location mapped onto the data's keys (union tags dropped)."""
-    path: list[Any] = []
-    node = data
-    for i, part in enumerate(loc):
-        if isinstance(node, dict) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            path.append(part)
-            node = node[part]
-        elif i == len(loc) - 1 and isinstance(part, str) and not part.startswith(("function-", "list[")):
-            path.append(part)  # a missing field
-    return tuple(path)
-
-
-def _to_file_error(doc: Document, err: dict[str, Any]) -> SweepFileError:
-    path = _data_path(doc.data, err["loc"])
-    if err["type"] == "unknown_key":
-        path = (*path, err["ctx"]["key"])
-    elif err["type"].startswith("union_tag"):
-        path = (*path, "kind")
-    return SweepFileError(doc.source, doc.line_of(path), dotted(path), _message(err, path))
-
-
-def _message(err: dict[str, Any], path: tuple[Any, ...]) -> str:
-    kind, ctx, value = err["type"], err.get("ctx", {}), err.get("input")
-    shown = repr(value) if not isinstance(value, (dict, list)) else type(value).__name__
-    expected = {
-        "int_type": "an integer", "int_from_float": "an integer", "float_type": "a number",
-        "bool_type": "true or false", "string_type": "a string", "list_type": "a list",
-        "dict_type": "a mapping", "model_type": "a mapping", "tuple_type": "a list",
-    }  # fmt: skip
-    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
-    if kind in ("sweep", "unknown_key"):
-        return ctx["message"]
-    if kind == "missing":
-        return "missing (a required field)"
-    if kind in expected:
-        return f"{shown} is the wrong type (expected {expected[kind]})"
-    if kind in bounds:
-        limit = next(iter(ctx.values()))
-        return f"{shown} is out of range (expected {bounds[kind]} {limit})"
-    if kind == "literal_error":
-        return f"{shown} is not allowed (expected {ctx['expected']})"
-    if kind == "union_tag_invalid":
-        tag = str(ctx.get("tag"))
-        return f"unknown task kind {tag!r} (expected one of {', '.join(TASK_KINDS)}{did_you_mean(tag, TASK_KINDS)})"
-    if kind == "union_tag_not_found":
-        return f"missing kind (expected one of {', '.join(TASK_KINDS)})"
-    if kind == "string_pattern_mismatch":
-        wanted = PATTERN_HELP.get(path[-1] if path else "", f"the pattern {ctx['pattern']}")
-        return f"{shown} is not a valid {path[-1] if path else 'value'} (expected {wanted})"
-    if kind in ("too_short", "too_long"):
-        return f"{ctx.get('actual_length')} items (expected {err['msg'].split('should have ')[-1].split(' after')[0]})"
-    return f"{err['msg']}"
+        raise to_file_error(doc, exc.errors()[0], TASK_KINDS) from None
 
 
 def json_schema() -> dict[str, Any]:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from rich.console import Console
+import time
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from .config import LmTask, RosenbrockTask, SweepConfig, VisionTask, free_dimensions, t_alpha_beta3_steps
+
+if TYPE_CHECKING:
+    from .train import Progress as TrainStatus
+    from .train import TrainResult
 
 
 def describe_task(task: object) -> str:
@@ -44,3 +53,181 @@ def sweep_summary(console: Console, source: str, cfg: SweepConfig) -> None:
                 text += f" = {steps} step{'' if steps == 1 else 's'}" if steps else " = no warm-up"
             table.add_row(field, text)
         console.print(table)
+
+
+class TrainProgress:
+    """A Rich progress bar for one training run: step, loss, lr, throughput and ETA.
+
+    Use as a context manager and pass :meth:`update` as ``train(on_log=...)``.
+    """
+
+    def __init__(self, console: Console, steps: int, unit: str, description: str) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("step {task.completed}/{task.total}"),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("lr {task.fields[lr]}"),
+            TextColumn("{task.fields[speed]}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.unit = unit
+        self.task_id = self.progress.add_task(description, total=steps, loss="-", lr="-", speed="-")
+
+    def __enter__(self) -> TrainProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def update(self, p: TrainStatus) -> None:
+        speed = f"{p.items_per_s:,.0f} {self.unit}/s"
+        self.progress.update(self.task_id, completed=p.step, loss=f"{p.loss:.4f}", lr=f"{p.lr:.3g}", speed=speed)
+
+
+def train_summary(
+    console: Console,
+    result: TrainResult,
+    optimizer: str,
+    hparams: dict[str, Any],
+    defaulted: list[str],
+    fingerprint: str,
+) -> None:
+    """The final metrics of one training run, and the configuration that produced them."""
+    table = Table(
+        title=f"{optimizer}: {result.steps} steps on {result.device} ({result.precision})",
+        title_justify="left",
+        show_header=False,
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("final val_loss", f"{result.final_val_loss:.4f}")
+    table.add_row("best val_loss", f"{result.best_val_loss:.4f} at step {_best_step(result)}")
+    table.add_row("final train loss", f"{result.train_curve[-1][1]:.4f}")
+    table.add_row(f"{result.unit}/s", f"{result.items_per_s:,.0f}")
+    table.add_row("wall time", f"{result.wall_time_s:.1f} s (evaluation {result.eval_time_s:.1f} s)")
+    if result.peak_memory_bytes is not None:
+        table.add_row("peak memory", f"{result.peak_memory_bytes / 2**20:,.0f} MiB")
+    table.add_row("data fingerprint", fingerprint)
+    console.print(table)
+    shown = ", ".join(f"{k}={_fmt(v)}{' (default)' if k in defaulted else ''}" for k, v in hparams.items())
+    console.print(f"  hyperparameters: {shown}")
+
+
+def _best_step(result: TrainResult) -> int:
+    return min(result.val_curve, key=lambda point: point[1])[0]
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class SweepView:
+    """What ``run`` shows: a live view in a terminal, else one plain line per event.
+
+    Live: per optimizer a progress bar (finished/budget), the best value and the divergences;
+    below, the running trials (worker, device, trial, step/steps, loss, elapsed).
+    """
+
+    PLAIN = frozenset({"start", "complete", "pruned", "diverged", "failed", "interrupted", "worker_died", "stopping"})
+
+    def __init__(self, console: Console, budget: int, optimizers: tuple[str, ...], live: bool | None = None) -> None:
+        self.console, self.budget, self.optimizers = console, budget, optimizers
+        self.live_mode = console.is_terminal if live is None else live
+        self.running: dict[tuple[int, str, int], dict[str, Any]] = {}
+        self.stats: dict[str, dict[str, Any]] = {}
+        self.bars = Progress(
+            TextColumn("{task.description:>9}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[extra]}"),
+            console=console,
+        )
+        self.ids = {opt: self.bars.add_task(opt, total=budget, extra="") for opt in optimizers}
+        self.live = Live(self._render(), console=console, refresh_per_second=4) if self.live_mode else None
+
+    def __enter__(self) -> SweepView:
+        if self.live:
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.live.update(self._render())
+            self.live.stop()
+
+    def event(self, e: dict[str, Any]) -> None:
+        key = (e.get("rank", -1), e.get("optimizer", ""), e.get("trial", -1))
+        kind = e.get("event")
+        if kind == "start":
+            self.running[key] = {**e, "t0": e.get("time", time.time()), "step": 0, "loss": None}
+        elif kind in ("progress", "eval") and key in self.running:
+            self.running[key].update(step=e["step"], loss=e.get("loss", e.get("value")))
+        elif kind in ("complete", "pruned", "diverged", "failed", "interrupted", "surplus"):
+            self.running.pop(key, None)
+        if self.live:
+            self.live.update(self._render())
+        elif kind in self.PLAIN:
+            self.console.print(plain_line(e), highlight=False, markup=False)
+
+    def update(self, stats: dict[str, dict[str, Any]]) -> None:
+        self.stats = stats
+        for opt, s in stats.items():
+            best = "-" if s["best_value"] is None else f"{s['best_value']:.4f} (#{s['best_number']})"
+            self.bars.update(self.ids[opt], completed=s["finished"], extra=f"best {best}  diverged {s['diverged']}")
+        if self.live:
+            self.live.update(self._render())
+
+    def _render(self) -> Group:
+        table = Table(title="running trials", title_justify="left", expand=False)
+        for column in ("worker", "device", "trial", "step", "loss", "elapsed"):
+            table.add_column(column, justify="right" if column in ("step", "loss", "elapsed") else "left")
+        for (rank, opt, number), r in sorted(self.running.items()):
+            loss = "-" if r["loss"] is None else f"{r['loss']:.4f}"
+            elapsed = f"{time.time() - r['t0']:.0f} s"
+            table.add_row(
+                str(rank), str(r.get("device", "")), f"{opt} #{number}", f"{r['step']}/{r.get('steps')}", loss, elapsed
+            )
+        return Group(self.bars, table)
+
+
+def plain_line(e: dict[str, Any]) -> str:
+    """One line per event, for logs (CI, nohup, Slurm)."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(e.get("time", time.time())))
+    who = f"worker {e.get('rank')}" + (f" {e['optimizer']} #{e['trial']}" if "trial" in e else "")
+    kind = e.get("event")
+    detail = {
+        "start": lambda: f"started on {e.get('device')}",
+        "complete": lambda: f"complete: {e['value']:.4f}",
+        "pruned": lambda: "pruned" + (f" at {e['value']:.4f}" if e.get("value") is not None else ""),
+        "diverged": lambda: f"diverged at step {e['step']}: {e['reason']}",
+        "failed": lambda: f"failed: {e['reason']}",
+        "interrupted": lambda: "interrupted; re-queued for the next run",
+        "worker_died": lambda: f"died (exit code {e['exitcode']}); re-queued {len(e['requeued'])} trial(s)",
+        "stopping": lambda: (
+            "Ctrl-C: finishing at the next evaluation (again to stop now)"
+            if e.get("count") == 1
+            else "Ctrl-C again: stopping now"
+        ),
+    }.get(kind, lambda: str(kind))()
+    return f"{stamp} {who}: {detail}" if kind != "stopping" else f"{stamp} {detail}"
+
+
+def sweep_result(console: Console, stats: dict[str, dict[str, Any]], budget: int) -> None:
+    """The end-of-run summary: both optimizers' counts, then each best trial's parameters."""
+    table = Table(title="sweep summary", title_justify="left")
+    for column in ("optimizer", "finished", "pruned", "diverged", "failed", "best val_loss", "trial"):
+        table.add_column(column, justify="left" if column == "optimizer" else "right")
+    for opt, s in stats.items():
+        rate = f"{s['diverged']} ({s['diverged'] / s['finished']:.0%})" if s["finished"] else "0"
+        best = "-" if s["best_value"] is None else f"{s['best_value']:.4f}"
+        number = "-" if s["best_number"] is None else f"#{s['best_number']}"
+        table.add_row(opt, f"{s['finished']}/{budget}", str(s["pruned"]), rate, str(s["failed"]), best, number)
+    console.print(table)
+    for opt, s in stats.items():
+        if s["best_params"]:
+            params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(s["best_params"].items()))
+            console.print(f"  best {opt}: {params}", highlight=False)

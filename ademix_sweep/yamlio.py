@@ -147,13 +147,17 @@ def read_document(path: str | Path) -> Document:
     return parse_yaml(text, source)
 
 
-def apply_override(doc: Document, override: str) -> None:
-    """Apply one ``path.to.field=value`` (value in YAML syntax) to the document's data in place."""
+def apply_override(doc: Document, override: str, *, flag: str = "--set", under: Path_ = ()) -> None:
+    """Apply one ``path.to.field=value`` (value in YAML syntax) to the document's data in place.
+
+    ``under`` prefixes the path (``--param lr=...`` is ``optimizers.<name>.lr``); ``flag`` names
+    the option in messages.
+    """
     key, sep, value_text = override.partition("=")
-    label = f"--set {key.strip()}"
+    label = f"{flag} {key.strip()}"
     if not sep or not key.strip():
-        raise SweepFileError(doc.source, None, f"--set {override}", "expected path.to.field=value")
-    path = tuple(part.strip() for part in key.strip().split("."))
+        raise SweepFileError(doc.source, None, f"{flag} {override}", "expected path.to.field=value")
+    path = (*under, *(part.strip() for part in key.strip().split(".")))
     if any(not part for part in path):
         raise SweepFileError(doc.source, None, label, "empty name in the path (expected path.to.field=value)")
     try:

@@ -2,7 +2,7 @@
 
 from .ademamix import AdEMAMix
 from .build import OPTIMIZERS, build_optimizer, param_groups
-from .schedules import alpha_schedule, beta3_schedule, beta_from_half_life, half_life
+from .schedules import alpha_schedule, beta3_schedule, beta_from_half_life, half_life, lr_multiplier
 
 __all__ = [
     "OPTIMIZERS",
@@ -12,5 +12,6 @@ __all__ = [
     "beta_from_half_life",
     "build_optimizer",
     "half_life",
+    "lr_multiplier",
     "param_groups",
 ]

@@ -46,3 +46,21 @@ def beta3_schedule(step: int, beta_start: float, beta3: float, t_alpha_beta3: in
     frac = step / t_alpha_beta3
     h = (1.0 - frac) * half_life(beta_start) + frac * half_life(beta3)
     return min(beta_from_half_life(h), beta3)
+
+
+def lr_multiplier(step: int, steps: int, warmup: int, schedule: str, min_ratio: float) -> float:
+    """The learning rate at ``step`` (1..steps) as a fraction of its peak.
+
+    Linear warm-up ``step / warmup`` over the first ``warmup`` steps, then ``schedule`` from 1 down
+    to ``min_ratio`` at the last step: "cosine" (half a cosine), "linear", or "constant" (stays 1).
+    """
+    if step <= warmup:
+        return step / warmup
+    if schedule == "constant" or steps <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (steps - warmup))
+    if schedule == "linear":
+        return 1.0 - (1.0 - min_ratio) * progress
+    if schedule == "cosine":
+        return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"Invalid schedule: {schedule!r} (expected cosine, linear or constant)")

@@ -1,0 +1,274 @@
+"""The sweep engine: `ademix-sweep run` with real worker processes on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import optuna
+import pytest
+from databases import fresh_postgres_database
+from optuna.trial import TrialState
+
+from ademix_sweep.objective import FINISHED
+
+SWEEP = """\
+name: rb
+seed: 0
+budget: {{trials: {trials}}}
+sampler: {{type: random}}
+pruner: {{type: none}}
+task: {{kind: rosenbrock}}
+train: {{steps: {steps}, eval_every: {eval_every}, schedule: constant, grad_clip: null}}
+optimizers:
+  adamw: {{lr: {{log_uniform: [{lo}, {hi}]}}, weight_decay: 0.0}}
+  ademamix:
+    lr: {{log_uniform: [{lo}, {hi}]}}
+    beta3: {{half_life: [20, 200]}}
+    alpha: {{uniform: [1, 8]}}
+    weight_decay: 0.0
+"""
+
+
+def sweep_file(
+    tmp_path: Path,
+    trials: int = 4,
+    steps: int = 200,
+    eval_every: int = 100,
+    lo: float = 1e-3,
+    hi: float = 1e-1,
+    name: str = "rb.yaml",
+) -> Path:
+    path = tmp_path / name
+    path.write_text(SWEEP.format(trials=trials, steps=steps, eval_every=eval_every, lo=lo, hi=hi))
+    return path
+
+
+def run(sweep: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ademix_sweep", "run", str(sweep), *args],
+        cwd=sweep.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@contextmanager
+def start(sweep: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    """`run` in its own process group; whatever happens in the test, nothing of it outlives the test."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ademix_sweep", "run", str(sweep), *args],
+        cwd=sweep.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        yield proc
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def studies(url: str, name: str = "rb") -> dict[str, optuna.Study]:
+    return {opt: optuna.load_study(storage=url, study_name=f"{name}.{opt}") for opt in ("ademamix", "adamw")}
+
+
+def states(study: optuna.Study) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+def assert_exact(url: str, budget: int) -> None:
+    for opt, study in studies(url).items():
+        s = states(study)
+        assert s.get("COMPLETE", 0) + s.get("PRUNED", 0) == budget, (opt, s)
+        assert not s.get("RUNNING") and not s.get("WAITING"), (opt, s)
+
+
+def wait_for_running(url: str, proc: subprocess.Popen[str], timeout: float = 90) -> optuna.trial.FrozenTrial:
+    """A RUNNING trial that already records its worker's pid (the worker is in train())."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"run ended early ({proc.returncode}): {proc.communicate()}")
+        if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
+            time.sleep(0.3)  # let the run create it: do not race it to make Optuna's tables
+            continue
+        try:
+            for study in studies(url).values():
+                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    if "worker_pid" in t.user_attrs and t.intermediate_values:
+                        return t
+        except Exception:  # the database or the studies do not exist yet
+            pass
+        time.sleep(0.3)
+    raise AssertionError("no trial started running")
+
+
+def test_two_workers_end_with_exact_budgets_and_a_resume_runs_only_the_difference(tmp_path):
+    sweep = sweep_file(tmp_path, trials=5)
+    url = f"sqlite:///{tmp_path / 'runs' / 'rb.db'}"  # the default storage, relative to the working directory
+    out = run(sweep, "--workers", "2")
+    assert out.returncode == 0, out.stderr
+    assert_exact(url, 5)
+    assert "sweep summary" in out.stdout and "5/5" in out.stdout
+    ranks = {t.user_attrs["worker_rank"] for s in studies(url).values() for t in s.trials if t.state.is_finished()}
+    assert ranks == {0, 1}
+    first = {opt: {t.number for t in s.trials} for opt, s in studies(url).items()}
+    out = run(sweep, "--workers", "2", "--trials", "8")
+    assert out.returncode == 0, out.stderr
+    assert_exact(url, 8)
+    for opt, study in studies(url).items():
+        new = [
+            t
+            for t in study.trials
+            if t.number not in first[opt] and t.state.is_finished() and t.user_attrs.get("failure") != "surplus"
+        ]
+        assert len(new) == 3, opt  # only the difference ran
+    again = run(sweep, "--trials", "8")  # nothing left to do
+    assert again.returncode == 0 and "8/8" in again.stdout and "started" not in again.stdout
+
+
+def test_trial_records_curves_throughput_and_worker(tmp_path):
+    sweep = sweep_file(tmp_path, trials=2)
+    assert run(sweep).returncode == 0
+    trial = studies(f"sqlite:///{tmp_path / 'runs' / 'rb.db'}")["ademamix"].best_trial
+    assert set(trial.intermediate_values) == {100, 200}
+    assert trial.value == trial.intermediate_values[200]
+    attrs = trial.user_attrs
+    assert attrs["device"] == "cpu" and attrs["worker_rank"] == 0 and attrs["items_per_s"] > 0
+    assert len(attrs["train_curve"]) == 20 and attrs["wall_time_s"] > 0 and attrs["failure"] is None
+    assert 0.9 < attrs["beta3"] < 1 and set(trial.params) == {"lr", "beta3_half_life", "alpha"}
+
+
+def test_changed_search_space_is_refused_on_resume(tmp_path):
+    sweep = sweep_file(tmp_path, trials=1)
+    assert run(sweep).returncode == 0
+    out = run(sweep, "--set", "optimizers.ademamix.alpha=3", "--set", "train.steps=300")
+    assert out.returncode == 2
+    assert "different settings: optimizers.ademamix.alpha, train.steps" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_always_diverging_sweep_ends_cleanly_with_its_divergence_rate(tmp_path):
+    sweep = sweep_file(tmp_path, trials=3, lo=5.0, hi=20.0)
+    out = run(sweep, "--set", "train.divergence_factor=2")
+    assert out.returncode == 0, out.stderr
+    url = f"sqlite:///{tmp_path / 'runs' / 'rb.db'}"
+    assert_exact(url, 3)
+    for study in studies(url).values():
+        for t in study.trials:
+            assert t.value == math.inf and t.user_attrs["failure"].startswith("diverged: loss")
+            assert t.user_attrs["diverged_step"] >= 1
+    assert "3 (100%)" in out.stdout and "diverged at step" in out.stdout
+
+
+def test_sigkilled_worker_trial_is_retried_and_the_sweep_ends_exact(tmp_path):
+    sweep = sweep_file(tmp_path, trials=3, steps=8000, eval_every=400)
+    url = f"sqlite:///{tmp_path / 'runs' / 'rb.db'}"
+    with start(sweep, "--workers", "2") as proc:
+        victim = wait_for_running(url, proc)
+        os.kill(victim.user_attrs["worker_pid"], signal.SIGKILL)
+        out, err = proc.communicate(timeout=400)
+    assert proc.returncode == 0, err
+    assert_exact(url, 3)
+    for study in studies(url).values():
+        killed = [
+            t
+            for t in study.trials
+            if t.user_attrs.get("worker_pid") == victim.user_attrs["worker_pid"] and t.state == TrialState.FAIL
+        ]
+        for t in killed:
+            assert t.user_attrs["failure"] == "worker died (exit code -9)"
+            retry = [r for r in study.trials if r.system_attrs.get("failed_trial") == t.number]
+            assert retry and retry[0].params == t.params and retry[0].state == TrialState.COMPLETE
+    assert "died (exit code -9)" in out
+
+
+def test_ctrl_c_leaves_nothing_running_and_the_next_run_completes(tmp_path):
+    sweep = sweep_file(tmp_path, trials=3, steps=8000, eval_every=400)
+    url = f"sqlite:///{tmp_path / 'runs' / 'rb.db'}"
+    with start(sweep, "--workers", "2") as proc:
+        wait_for_running(url, proc)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole process group
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted; run the same command again to resume" in err
+    interrupted = []
+    for study in studies(url).values():
+        assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+        interrupted += [t for t in study.trials if t.user_attrs.get("failure") == "interrupted"]
+    assert interrupted
+    out = run(sweep, "--workers", "2", timeout=400)
+    assert out.returncode == 0, out.stderr
+    assert_exact(url, 3)
+
+
+def test_two_run_processes_on_postgresql_share_the_budget():
+    with fresh_postgres_database() as url:
+        folder = Path(os.environ.get("TMPDIR", "/tmp"))
+        sweep = sweep_file(folder, trials=6, steps=1000, eval_every=500, name=f"pg_{os.getpid()}.yaml")
+        with start(sweep, "--storage", url) as first, start(sweep, "--storage", url) as second:
+            outs = [p.communicate(timeout=400) for p in (first, second)]
+        assert [first.returncode, second.returncode] == [0, 0], [e for _, e in outs]
+        assert_exact(url, 6)
+        trials = [t for s in studies(url).values() for t in s.trials]
+        assert all("worker_pid" in t.user_attrs for t in trials if t.state.is_finished())  # surplus ones too
+        assert len({t.user_attrs["worker_pid"] for t in trials if t.state in FINISHED}) == 2  # both ran trials
+        sweep.unlink()
+
+
+def test_device_slots():
+    from ademix_sweep.workers import plan_slots
+
+    cpu = plan_slots("auto", 2, 1, cuda_count=0, cpu_count=8)
+    assert [(s.rank, s.device, s.gpu, s.threads) for s in cpu] == [(0, "cpu", None, 4), (1, "cpu", None, 4)]
+    assert [(s.rank, s.gpu) for s in plan_slots("auto", None, 1, 2, 16)] == [(0, "0"), (1, "1")]
+    two_each = plan_slots("0,2", None, 2, 4, 16)
+    assert [(s.rank, s.device, s.gpu, s.threads) for s in two_each] == [
+        (0, "cuda", "0", 4),
+        (1, "cuda", "0", 4),
+        (2, "cuda", "2", 4),
+        (3, "cuda", "2", 4),
+    ]
+    assert plan_slots("cpu", None, 1, 4, 3)[0].threads == 3
+    for devices, workers, message in [
+        ("5", None, "GPU 5 is not available"),
+        ("0,0", None, "GPU 0 is not available or"),
+        ("x", None, "expected auto, cpu, or GPU numbers"),
+        ("0", 2, "--workers is for CPU workers"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            plan_slots(devices, workers, 1, 2, 8)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--storage", "postgresql+psycopg://ana:s3cret@127.0.0.1:1/x"],
+            "storage postgresql+psycopg://ana:***@127.0.0.1:1/x: cannot connect",
+        ),
+        (["--storage", "nonsense"], "storage nonsense: not a database URL"),
+        (["--devices", "7"], "--devices 7: GPU 7 is not available"),
+        (["--set", "budget.trials=0"], "budget.trials: 0 is out of range"),
+    ],
+)
+def test_bad_run_input_exits_2_with_one_masked_line(tmp_path, args, message):
+    out = run(sweep_file(tmp_path), *args, timeout=120)
+    assert out.returncode == 2, out.stderr
+    assert message in out.stderr and "s3cret" not in out.stderr + out.stdout
+    assert len(out.stderr.strip().splitlines()) == 1
