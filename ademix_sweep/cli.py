@@ -186,24 +186,22 @@ def _run(
     import os
 
     import optuna
-    import torch
 
     from ademix_sweep import study as studies
-    from ademix_sweep import train as training
     from ademix_sweep import workers as pool
+    from ademix_sweep.config import read_sweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if trials is not None:
         overrides = [*overrides, f"budget.trials={trials}"]
-    try:
-        job = training.prepare_job(file, None, (), overrides, "cpu")
-        cfg = job.cfg
+    try:  # the file and the stored sweep here; the workers build the task and check its data
+        cfg, _ = read_sweep(file, overrides, optimizer=None, params=())
         url = studies.resolve_storage_url(storage, cfg.storage, cfg.name)
         store = studies.open_storage(url)
         optimizers = tuple(cfg.optimizers.spaces())
         for opt in optimizers:
-            studies.create_or_resume(store, cfg, opt, job.task.fingerprint)
-        slots = pool.plan_slots(devices, workers, per_device, torch.cuda.device_count(), os.cpu_count() or 1)
+            studies.create_or_resume(store, cfg, opt, None)
+        slots = pool.plan_slots(devices, workers, per_device, pool.visible_gpus(), os.cpu_count() or 1)
     except (SweepFileError, studies.StorageError, studies.SweepMismatch, ValueError) as exc:
         raise _bad_input(f"{file}: {exc}" if not isinstance(exc, SweepFileError) else str(exc)) from None
     console = Console()
@@ -222,8 +220,14 @@ def _run(
     spec = pool.Spec(file, cfg.name, tuple(overrides), url, budget, optimizers)
     with report.SweepView(console, budget, optimizers) as view:
         view.update(stats())
-        code = pool.run_sweep(spec, slots, view.event, lambda: view.update(stats()))
+        bad = ""
+        try:
+            code = pool.run_sweep(spec, slots, view.event, lambda: view.update(stats()))
+        except pool.BadSweep as exc:
+            code, bad = EXIT_BAD_INPUT, str(exc)
         view.update(stats())
+    if code == EXIT_BAD_INPUT:
+        raise _bad_input(bad)
     report.sweep_result(console, stats(), budget)
     if code == 130:
         typer.echo(f"{file}: interrupted; run the same command again to resume", err=True)

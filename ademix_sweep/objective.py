@@ -20,13 +20,15 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from .space import sample_hparams
-from .train import Diverged, Job, Progress, train
+
+if TYPE_CHECKING:  # train imports torch: the parent of the workers does without it
+    from .train import Job, Progress
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -88,6 +90,8 @@ def make_objective(
     stopping: Callable[[], bool],
 ) -> Callable[[Trial], float]:
     """The objective for ``study.optimize(..., n_trials=1)`` in a worker."""
+    from .train import Diverged, train
+
     space = job.cfg.optimizers.spaces()[job.optimizer]
     steps = job.cfg.train.steps
 

@@ -172,7 +172,7 @@ def identity_hash(ident: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def study_metadata(cfg: SweepConfig, optimizer: str, data_fingerprint: str) -> dict[str, Any]:
+def study_metadata(cfg: SweepConfig, optimizer: str, data_fingerprint: str | None) -> dict[str, Any]:
     ident = identity(cfg, optimizer)
     return {
         "identity": ident,
@@ -203,10 +203,12 @@ def differences(old: Any, new: Any, path: str = "") -> list[str]:
 
 
 def create_or_resume(
-    storage: RDBStorage, cfg: SweepConfig, optimizer: str, data_fingerprint: str, *, rank: int = 0
+    storage: RDBStorage, cfg: SweepConfig, optimizer: str, data_fingerprint: str | None, *, rank: int = 0
 ) -> optuna.Study:
     """Create the optimizer's study, or load it and check that it is the same sweep.
 
+    ``data_fingerprint`` None defers the data check to whoever builds the task (``run``'s parent
+    checks the file before its workers load the data); the first fingerprint given is recorded.
     ``rank`` offsets the sampler seed, so workers do not all start with the same trials.
     Raises SweepMismatch naming the fields (as sweep-file paths) that differ.
     """
@@ -222,14 +224,17 @@ def create_or_resume(
     stored = study.user_attrs.get(ATTR)
     if stored is None:
         study.set_user_attr(ATTR, meta)
-        return study
+        stored = meta
     if stored.get("identity_hash") != meta["identity_hash"]:
         changed = [_as_file_path(p, optimizer) for p in differences(stored.get("identity"), meta["identity"])]
         raise SweepMismatch(
             f"sweep {cfg.name!r} in this storage was run with different settings: {', '.join(changed)} "
             "(expected the same file; change only budget.trials, or give the sweep a new name)"
         )
-    if stored.get("data_fingerprint") != data_fingerprint:
+    if data_fingerprint is not None and stored.get("data_fingerprint") is None:
+        study.set_user_attr(ATTR, {**stored, "data_fingerprint": data_fingerprint})
+        stored = study.user_attrs[ATTR]  # read back: two first writers agree on one
+    if data_fingerprint is not None and stored.get("data_fingerprint") != data_fingerprint:
         raise SweepMismatch(
             f"sweep {cfg.name!r} in this storage was run on different data (fingerprint "
             f"{stored.get('data_fingerprint')}, here {data_fingerprint}): another Python version's builtin "

@@ -1,9 +1,9 @@
 """Worker processes: one per device slot, the parent's watch over them, and Ctrl-C.
 
 Each worker is a spawned process with its own ``CUDA_VISIBLE_DEVICES`` (one GPU, seen as
-``cuda``) or its share of the CPU threads. It builds the task once, joins both studies (sampler
-seed = sweep seed + rank, so workers do not repeat each other's first trials) and runs one trial
-at a time, always on the optimizer furthest from its budget, until both budgets are finished.
+``cuda``) or its share of the CPU threads; what it does inside is in ``trial_loop``. A worker
+that reports bad input while setting up (``setup_failed``) stops the sweep: ``run_sweep`` raises
+BadSweep with its one-line message once every worker has ended.
 
 The parent watches: a worker that dies has its running trial failed and re-queued at once and is
 replaced. Ctrl-C once: no new trials; running ones stop at their next evaluation, are failed as
@@ -13,27 +13,27 @@ and re-queued by the parent. Either way nothing stays RUNNING.
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing as mp
 import os
 import pickle
 import signal
 import socket
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from .objective import Interrupted, Surplus, Worker, counted, finished, make_objective, requeue
-from .study import create_or_resume, open_storage, study_name
-from .train import prepare_job
+from .objective import requeue
+from .study import open_storage, study_name
+from .trial_loop import EXIT_BAD_INPUT, EXIT_GAVE_UP, worker_main
 
-MAX_CONSECUTIVE_FAILURES = 3  # a worker whose trials keep failing (not diverging) gives up
-WAIT_S = 2.0
+
+class BadSweep(Exception):
+    """A worker found bad input while setting up (the file, its data, the stored sweep)."""
 
 
 @dataclass(frozen=True)
@@ -86,124 +86,17 @@ def plan_slots(devices: str, workers: int | None, per_device: int, cuda_count: i
     ]
 
 
-def worker_main(spec: Spec, slot: Slot, events: Any, shared_stop: Any) -> None:
-    """A worker process: trials until both budgets are finished or a stop is asked for.
-
-    ``events`` is this worker's own pipe to the parent and ``shared_stop`` a lock-free shared
-    flag: a worker killed at any moment cannot leave a lock held that the others need.
-    """
+def visible_gpus() -> int:
+    """CUDA devices torch would see; without importing torch (3 s) on a CPU-only build."""
+    try:
+        version = metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return 0
+    if version.endswith("+cpu"):
+        return 0
     import torch
 
-    torch.set_num_threads(slot.threads)
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # trial events are reported by the parent
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeat APIs
-    interrupts = [0]
-    stop = _Stop(shared_stop)
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        interrupts[0] += 1
-        stop.set()
-        if interrupts[0] > 1:
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, on_sigint)
-    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    emit = _emitter(events, slot.rank)
-    try:
-        _work(spec, slot, emit, stop)
-    except KeyboardInterrupt:
-        emit({"event": "worker_exit", "reason": "interrupted"})
-        raise SystemExit(130) from None
-
-
-class _Stop:
-    """The parent's shared flag, or this process's own (set by its signal handlers)."""
-
-    def __init__(self, shared: Any) -> None:
-        self.shared, self.local = shared, False
-
-    def set(self) -> None:
-        self.local = True
-
-    def is_set(self) -> bool:
-        return self.local or bool(self.shared.value)
-
-
-def _emitter(events: Any, rank: int) -> Callable[[dict[str, Any]], None]:
-    def emit(event: dict[str, Any]) -> None:
-        try:
-            events.send({"rank": rank, "time": time.time(), **event})
-        except OSError:  # the parent is gone: events have no reader
-            pass
-
-    return emit
-
-
-def _work(spec: Spec, slot: Slot, emit: Callable[[dict[str, Any]], None], stop: Any) -> None:
-    base = prepare_job(spec.file, spec.optimizers[0], (), spec.overrides, slot.device)
-    jobs = {opt: dataclasses.replace(base, optimizer=opt, hparams={}, defaulted=[]) for opt in spec.optimizers}
-    storage = open_storage(spec.storage, heartbeat_s=spec.heartbeat_s, grace_s=spec.grace_s)
-    studies = {
-        opt: create_or_resume(storage, base.cfg, opt, base.task.fingerprint, rank=slot.rank) for opt in spec.optimizers
-    }
-    worker = Worker(slot.rank, f"{slot.device}:{slot.gpu}" if slot.gpu is not None else slot.device)
-    emit({"event": "worker_ready", "pid": os.getpid(), "device": worker.device})
-    failures, turn, parent = 0, slot.rank, os.getppid()
-    while not stop.is_set() and os.getppid() == parent:  # an orphan finishes its trial, then stops
-        choice = choose(studies, spec.budget, turn)
-        if choice is None:
-            break
-        if choice == "wait":
-            for study in studies.values():
-                optuna.storages.fail_stale_trials(study)  # a vanished machine's trials come back
-            time.sleep(WAIT_S)
-            continue
-        turn += 1
-        study = studies[choice]
-        objective = make_objective(jobs[choice], study, spec.budget, worker, emit, stop.is_set)
-        try:
-            study.optimize(objective, n_trials=1)
-            failures = 0
-        except Surplus:
-            continue
-        except Interrupted:
-            trial = _my_last_trial(study, worker)
-            requeue(study, trial)
-            emit({"event": "interrupted", "optimizer": choice, "trial": trial.number})
-            break
-        except Exception as exc:
-            failures += 1
-            if failures >= MAX_CONSECUTIVE_FAILURES:
-                emit(
-                    {
-                        "event": "worker_exit",
-                        "reason": f"{failures} trials in a row failed; last: {type(exc).__name__}: {exc}"[:300],
-                    }
-                )
-                raise SystemExit(3) from None
-    emit({"event": "worker_exit", "reason": "interrupted" if stop.is_set() else "done"})
-
-
-def _my_last_trial(study: optuna.Study, worker: Worker) -> optuna.trial.FrozenTrial:
-    mine = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if t.user_attrs.get("worker_pid") == worker.pid and t.user_attrs.get("worker_host") == worker.host
-    ]
-    return mine[-1]
-
-
-def choose(studies: dict[str, optuna.Study], budget: int, turn: int) -> str | None:
-    """The optimizer to run next: the one with the most free budget (alternating on ties);
-    "wait" when every slot is taken but not yet finished; None when all budgets are finished."""
-    free = {opt: budget - len(counted(study)) for opt, study in studies.items()}
-    open_ = [opt for opt in studies if free[opt] > 0]
-    if open_:
-        order = open_[turn % len(open_) :] + open_[: turn % len(open_)]
-        return max(order, key=lambda opt: free[opt])
-    if all(finished(study) >= budget for study in studies.values()):
-        return None
-    return "wait"
+    return torch.cuda.device_count()
 
 
 def fail_trials_of(storage_url: str, names: list[str], pid: int, reason: str) -> list[tuple[str, int]]:
@@ -242,7 +135,8 @@ def run_sweep(
 ) -> int:
     """Start the workers and watch them until the budgets are finished.
 
-    Returns 0 (budgets finished), 130 (Ctrl-C) or 1 (workers gave up on failing trials).
+    Returns 0 (budgets finished), 130 (Ctrl-C) or 1 (workers gave up on failing trials); raises
+    BadSweep when a worker found bad input.
     """
     ctx = mp.get_context("spawn")
     stop = ctx.RawValue("b", 0)  # lock-free: a killed worker cannot hold it
@@ -261,22 +155,30 @@ def run_sweep(
     previous = signal.signal(signal.SIGINT, on_sigint)
     gave_up: list[int] = []
     ready: set[int] = set()  # ranks whose current process got as far as its first trial
+    bad_input: list[str] = []
     by_rank = {slot.rank: slot for slot in slots}
+
+    def handle(event: dict[str, Any]) -> None:
+        if event.get("event") == "worker_ready":
+            ready.add(event["rank"])
+        elif event.get("event") == "setup_failed":
+            bad_input.append(event["message"])
+            stop.value = 1  # every worker would fail the same way
+        on_event(event)
+
     try:
         for slot in slots:
             procs[slot.rank] = _start(ctx, spec, slot, pipes, stop)
         last_tick = 0.0
         while procs:
             for event in drain(pipes):
-                if event.get("event") == "worker_ready":
-                    ready.add(event["rank"])
-                on_event(event)
+                handle(event)
             for rank, proc in list(procs.items()):
                 if proc.is_alive():
                     continue
                 proc.join()
                 del procs[rank]
-                if proc.exitcode == 3:
+                if proc.exitcode == EXIT_GAVE_UP or (proc.exitcode == EXIT_BAD_INPUT and rank not in ready):
                     gave_up.append(rank)
                 elif proc.exitcode != 0:
                     requeued = fail_trials_of(spec.storage, names, proc.pid, f"worker died (exit code {proc.exitcode})")
@@ -302,7 +204,9 @@ def run_sweep(
     finally:
         signal.signal(signal.SIGINT, previous)
         for event in drain(pipes):
-            on_event(event)
+            handle(event)
+    if bad_input:
+        raise BadSweep(bad_input[0])
     if interrupts[0]:
         return 130
     return 1 if gave_up else 0

@@ -265,6 +265,7 @@ def test_device_slots():
         (["--storage", "nonsense"], "storage nonsense: not a database URL"),
         (["--devices", "7"], "--devices 7: GPU 7 is not available"),
         (["--set", "budget.trials=0"], "budget.trials: 0 is out of range"),
+        (["--set", 'task={kind: custom, entrypoint: "no_such_module:make_task"}'], "task.entrypoint: "),
     ],
 )
 def test_bad_run_input_exits_2_with_one_masked_line(tmp_path, args, message):

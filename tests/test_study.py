@@ -101,6 +101,22 @@ def test_changed_search_space_or_training_is_refused_naming_the_fields(tmp_path)
         create_or_resume(storage, load_sweep(ROSEN), "ademamix", "fp2")
 
 
+def test_a_deferred_fingerprint_is_recorded_by_the_first_worker_and_checked_after(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
+    cfg = load_sweep(ROSEN)
+    create_or_resume(storage, cfg, "adamw", None)  # run's parent: the file only
+    assert (
+        optuna.load_study(storage=storage, study_name="rosenbrock.adamw").user_attrs[ATTR]["data_fingerprint"] is None
+    )
+    create_or_resume(storage, cfg, "adamw", "fp1", rank=1)  # the first worker to load the data
+    assert (
+        optuna.load_study(storage=storage, study_name="rosenbrock.adamw").user_attrs[ATTR]["data_fingerprint"] == "fp1"
+    )
+    create_or_resume(storage, cfg, "adamw", None)  # a later parent still passes
+    with pytest.raises(SweepMismatch, match=r"different data \(fingerprint fp1, here fp2\)"):
+        create_or_resume(storage, cfg, "adamw", "fp2", rank=2)
+
+
 def test_differences_lists_dotted_paths():
     assert differences({"a": {"b": 1, "c": [1]}, "d": 2}, {"a": {"b": 2, "c": [1]}, "e": 3}) == ["a.b", "d", "e"]
     assert differences([1], [1]) == []
