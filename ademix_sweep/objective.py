@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # train imports torch: the parent of the workers does without
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 PROGRESS_EVERY_S = 0.5
+COMPARE = "compare"  # the user attribute that names a compare run: optimizer, source_trial, rank, seed, params
 
 
 class Surplus(Exception):
@@ -71,9 +72,14 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
         "failed_trial": trial.system_attrs.get("failed_trial", trial.number),
         "retry_history": history,
     }
+    keep = {k: v for k, v in trial.user_attrs.items() if k == COMPARE}  # what a compare run is
     study.add_trial(
         optuna.create_trial(
-            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions, system_attrs=system_attrs
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs=keep,
+            system_attrs=system_attrs,
         )
     )
 
@@ -89,94 +95,158 @@ def make_objective(
     emit: Event,
     stopping: Callable[[], bool],
 ) -> Callable[[Trial], float]:
-    """The objective for ``study.optimize(..., n_trials=1)`` in a worker."""
-    from .train import Diverged, train
-
+    """The sweep's objective for ``study.optimize(..., n_trials=1)`` in a worker."""
     space = job.cfg.optimizers.spaces()[job.optimizer]
-    steps = job.cfg.train.steps
 
     def objective(trial: Trial) -> float:
-        base = {"optimizer": job.optimizer, "trial": trial.number, "rank": worker.rank, "device": worker.device}
-        for key, value in (  # first, so that every trial names its worker
-            ("worker_host", worker.host),
-            ("worker_pid", worker.pid),
-            ("worker_rank", worker.rank),
-            ("device", worker.device),
-            ("failure", None),
-            ("seed", job.cfg.seed),
-        ):
-            trial.set_user_attr(key, value)
+        base = _start(trial, job, worker, job.cfg.seed)
         if not within_budget(study, trial.number, budget):
             trial.set_user_attr("failure", "surplus")
             raise Surplus
-        hparams = sample_hparams(trial, space, steps)
-        emit({**base, "event": "start", "steps": steps})
-        last: list[float] = []
-
-        def on_eval(step: int, value: float) -> None:
-            trial.report(value, step)
-            last.append(value)
-            emit({**base, "event": "eval", "step": step, "steps": steps, "value": value})
-            if stopping():
-                raise Interrupted
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at step {step}")
-
-        shown = [0.0]
-
-        def on_log(p: Progress) -> None:
-            if p.elapsed_s - shown[0] >= PROGRESS_EVERY_S:  # a few per second at most
-                shown[0] = p.elapsed_s
-                emit({**base, "event": "progress", "step": p.step, "steps": steps, "loss": p.loss})
-
-        try:
-            result = train(
-                job.task,
-                job.optimizer,
-                hparams,
-                job.cfg.train,
-                device=job.device,
-                seed=job.cfg.seed,
-                on_eval=on_eval,
-                on_log=on_log,
-            )
-        except Diverged as exc:
-            trial.set_user_attr("diverged_step", exc.step)
-            trial.set_user_attr("failure", f"diverged: {exc.reason}")
-            trial.set_user_attr("train_curve", exc.curves["train"])
-            _check_end(study, trial, budget, emit, base)
-            emit({**base, "event": "diverged", "step": exc.step, "reason": exc.reason})
-            return math.inf
-        except optuna.TrialPruned:
-            _check_end(study, trial, budget, emit, base)
-            emit({**base, "event": "pruned", "value": last[-1] if last else None})
-            raise
-        except Interrupted:
-            trial.set_user_attr("failure", "interrupted")
-            raise
-        except Exception as exc:
-            trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:500])
-            emit({**base, "event": "failed", "reason": f"{type(exc).__name__}: {exc}"})
-            raise
-        for key, value in (
-            ("train_curve", result.train_curve),
-            ("items_per_s", result.items_per_s),
-            ("unit", result.unit),
-            ("wall_time_s", result.wall_time_s),
-            ("peak_memory_bytes", result.peak_memory_bytes),
-            ("device", result.device),
-            ("precision", result.precision),
-        ):
-            trial.set_user_attr(key, value)
-        _check_end(study, trial, budget, emit, base)
-        emit({**base, "event": "complete", "value": result.final_val_loss})
-        return result.final_val_loss
+        hparams = sample_hparams(trial, space, job.cfg.train.steps)
+        return _run(trial, job, hparams, job.cfg.seed, base, emit, stopping, lambda: _check_end(study, trial, budget))
 
     return objective
 
 
-def _check_end(study: optuna.Study, trial: Trial, budget: int, emit: Event, base: dict[str, Any]) -> None:
+def make_compare_objective(
+    jobs: dict[str, Job],
+    study: optuna.Study,
+    worker: Worker,
+    emit: Event,
+    stopping: Callable[[], bool],
+) -> Callable[[Trial], float]:
+    """A compare run's objective: the configuration and seed come with the (enqueued) trial."""
+
+    def objective(trial: Trial) -> float:
+        run = trial.user_attrs.get(COMPARE)
+        job = jobs[run["optimizer"]] if run else next(iter(jobs.values()))
+        base = _start(trial, job, worker, run["seed"] if run else None)
+        if run is None or _taken(study, trial.number, run):
+            trial.set_user_attr("failure", "surplus")  # no run left, or another copy of it ran
+            raise Surplus
+        space = job.cfg.optimizers.spaces()[job.optimizer]
+        hparams = sample_hparams(optuna.trial.FixedTrial(run["params"]), space, job.cfg.train.steps)
+        return _run(trial, job, hparams, run["seed"], base, emit, stopping, lambda: None, prune=False)
+
+    return objective
+
+
+def run_key(run: dict[str, Any]) -> tuple[str, int, int]:
+    return (run["optimizer"], run["source_trial"], run["seed"])
+
+
+def _taken(study: optuna.Study, number: int, run: dict[str, Any]) -> bool:
+    """Another trial of the same compare run is complete, or running and older."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.RUNNING)):
+        other = t.user_attrs.get(COMPARE)
+        if t.number != number and other and run_key(other) == run_key(run):
+            if t.state == TrialState.COMPLETE or t.number < number:
+                return True
+    return False
+
+
+def _start(trial: Trial, job: Job, worker: Worker, seed: int | None) -> dict[str, Any]:
+    """Name the trial's worker (first, so that every trial has one); the base of its events."""
+    for key, value in (
+        ("worker_host", worker.host),
+        ("worker_pid", worker.pid),
+        ("worker_rank", worker.rank),
+        ("device", worker.device),
+        ("failure", None),
+        ("seed", seed),
+    ):
+        trial.set_user_attr(key, value)
+    return {"optimizer": job.optimizer, "trial": trial.number, "rank": worker.rank, "device": worker.device}
+
+
+def _run(
+    trial: Trial,
+    job: Job,
+    hparams: dict[str, Any],
+    seed: int,
+    base: dict[str, Any],
+    emit: Event,
+    stopping: Callable[[], bool],
+    check_end: Callable[[], None],
+    prune: bool = True,
+) -> float:
+    """Train, reporting each evaluation (and pruning), and record the result on the trial."""
+    from .train import Diverged, train
+
+    steps = job.cfg.train.steps
+    emit({**base, "event": "start", "steps": steps})
+    last: list[float] = []
+
+    def on_eval(step: int, value: float) -> None:
+        trial.report(value, step)
+        last.append(value)
+        emit({**base, "event": "eval", "step": step, "steps": steps, "value": value})
+        if stopping():
+            raise Interrupted
+        if prune and trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step}")
+
+    shown = [0.0]
+
+    def on_log(p: Progress) -> None:
+        if p.elapsed_s - shown[0] >= PROGRESS_EVERY_S:  # a few per second at most
+            shown[0] = p.elapsed_s
+            emit({**base, "event": "progress", "step": p.step, "steps": steps, "loss": p.loss})
+
+    try:
+        result = train(
+            job.task,
+            job.optimizer,
+            hparams,
+            job.cfg.train,
+            device=job.device,
+            seed=seed,
+            on_eval=on_eval,
+            on_log=on_log,
+        )
+    except Diverged as exc:
+        trial.set_user_attr("diverged_step", exc.step)
+        trial.set_user_attr("failure", f"diverged: {exc.reason}")
+        trial.set_user_attr("train_curve", exc.curves["train"])
+        _ended(check_end, emit, base)
+        emit({**base, "event": "diverged", "step": exc.step, "reason": exc.reason})
+        return math.inf
+    except optuna.TrialPruned:
+        _ended(check_end, emit, base)
+        emit({**base, "event": "pruned", "value": last[-1] if last else None})
+        raise
+    except Interrupted:
+        trial.set_user_attr("failure", "interrupted")
+        raise
+    except Exception as exc:
+        trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:500])
+        emit({**base, "event": "failed", "reason": f"{type(exc).__name__}: {exc}"})
+        raise
+    for key, value in (
+        ("train_curve", result.train_curve),
+        ("items_per_s", result.items_per_s),
+        ("unit", result.unit),
+        ("wall_time_s", result.wall_time_s),
+        ("peak_memory_bytes", result.peak_memory_bytes),
+        ("device", result.device),
+        ("precision", result.precision),
+    ):
+        trial.set_user_attr(key, value)
+    _ended(check_end, emit, base)
+    emit({**base, "event": "complete", "value": result.final_val_loss})
+    return result.final_val_loss
+
+
+def _ended(check_end: Callable[[], None], emit: Event, base: dict[str, Any]) -> None:
+    try:
+        check_end()
+    except Surplus:
+        emit({**base, "event": "surplus"})
+        raise
+
+
+def _check_end(study: optuna.Study, trial: Trial, budget: int) -> None:
     if not within_budget(study, trial.number, budget):
         trial.set_user_attr("failure", "surplus")
-        emit({**base, "event": "surplus"})
         raise Surplus

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import random
 import sqlite3
@@ -24,7 +23,6 @@ from typing import Any
 import optuna
 import sqlalchemy.exc
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
 from . import __version__
@@ -33,6 +31,7 @@ from .space import grid_space
 
 ENV_STORAGE = "ADEMIX_SWEEP_STORAGE"
 ATTR = "ademix_sweep"
+BUDGET_ATTR = "ademix_sweep_budget"  # the last run's budget.trials, for readers without the file
 HEARTBEAT_S = 20  # a running trial's heartbeat; stale (worker presumed dead) after GRACE_S
 GRACE_S = 60
 MAX_RETRY = 3  # a trial whose worker died is re-queued this many times at most
@@ -50,6 +49,11 @@ class SweepMismatch(Exception):
 
 def study_name(name: str, optimizer: str) -> str:
     return f"{name}.{optimizer}"
+
+
+def compare_study_name(name: str) -> str:
+    """The study of ``compare``'s re-runs (both optimizers; each trial names its run)."""
+    return f"{name}.compare"
 
 
 def resolve_storage_url(cli: str | None, in_file: str | None, name: str, env: dict[str, str] | None = None) -> str:
@@ -220,17 +224,9 @@ def create_or_resume(
         pruner=make_pruner(cfg),
         load_if_exists=True,
     )
-    meta = study_metadata(cfg, optimizer, data_fingerprint)
-    stored = study.user_attrs.get(ATTR)
-    if stored is None:
-        study.set_user_attr(ATTR, meta)
-        stored = meta
-    if stored.get("identity_hash") != meta["identity_hash"]:
-        changed = [_as_file_path(p, optimizer) for p in differences(stored.get("identity"), meta["identity"])]
-        raise SweepMismatch(
-            f"sweep {cfg.name!r} in this storage was run with different settings: {', '.join(changed)} "
-            "(expected the same file; change only budget.trials, or give the sweep a new name)"
-        )
+    if study.user_attrs.get(ATTR) is None:
+        study.set_user_attr(ATTR, study_metadata(cfg, optimizer, data_fingerprint))
+    stored = check_same_sweep(study, cfg, optimizer)
     if data_fingerprint is not None and stored.get("data_fingerprint") is None:
         study.set_user_attr(ATTR, {**stored, "data_fingerprint": data_fingerprint})
         stored = study.user_attrs[ATTR]  # read back: two first writers agree on one
@@ -241,6 +237,19 @@ def create_or_resume(
             "corpus, or changed data files (expected the same data; or give the sweep a new name)"
         )
     return study
+
+
+def check_same_sweep(study: optuna.Study, cfg: SweepConfig, optimizer: str) -> dict[str, Any]:
+    """The study's recorded metadata; SweepMismatch naming the fields if ``cfg`` differs from it."""
+    stored = study.user_attrs.get(ATTR) or {}
+    ident = identity(cfg, optimizer)
+    if stored.get("identity_hash") != identity_hash(ident):
+        changed = [_as_file_path(p, optimizer) for p in differences(stored.get("identity"), ident)]
+        raise SweepMismatch(
+            f"sweep {cfg.name!r} in this storage was run with different settings: {', '.join(changed)} "
+            "(expected the same file; change only budget.trials, or give the sweep a new name)"
+        )
+    return stored
 
 
 def _as_file_path(path: str, optimizer: str) -> str:
@@ -274,29 +283,3 @@ def make_pruner(cfg: SweepConfig) -> optuna.pruners.BasePruner:
             min_resource=max(min_steps, cfg.train.eval_every), max_resource=cfg.train.steps
         )
     return optuna.pruners.NopPruner()
-
-
-def summarize(study: optuna.Study) -> dict[str, Any]:
-    """Trial counts by state (diverged: COMPLETE with value inf), and the best finite trial."""
-    trials = study.get_trials(deepcopy=False)
-    by_state = {state: [t for t in trials if t.state == state] for state in TrialState}
-    diverged = [t for t in by_state[TrialState.COMPLETE] if t.value is not None and not math.isfinite(t.value)]
-    good = [t for t in by_state[TrialState.COMPLETE] if t.value is not None and math.isfinite(t.value)]
-    best = min(good, key=lambda t: t.value) if good else None  # type: ignore[arg-type,return-value]
-    return {
-        "finished": len(by_state[TrialState.COMPLETE]) + len(by_state[TrialState.PRUNED]),
-        "complete": len(good),
-        "pruned": len(by_state[TrialState.PRUNED]),
-        "diverged": len(diverged),
-        "running": len(by_state[TrialState.RUNNING]),
-        "waiting": len(by_state[TrialState.WAITING]),
-        "failed": len(by_state[TrialState.FAIL]),
-        "best_value": best.value if best else None,
-        "best_number": best.number if best else None,
-        "best_params": {**best.params, **_resolved(best)} if best else {},
-    }
-
-
-def _resolved(trial: FrozenTrial) -> dict[str, Any]:
-    """The betas sampled as half-lives or 1 - beta, under their plain names."""
-    return {k: v for k, v in trial.user_attrs.items() if k in ("beta1", "beta2", "beta3", "t_alpha_beta3_steps")}

@@ -12,16 +12,28 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import optuna
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from .objective import Interrupted, Surplus, Worker, counted, finished, make_objective, requeue
-from .study import StorageError, SweepMismatch, create_or_resume, open_storage
+from .objective import (
+    COMPARE,
+    Interrupted,
+    Surplus,
+    Worker,
+    counted,
+    finished,
+    make_compare_objective,
+    make_objective,
+    requeue,
+)
+from .study import StorageError, SweepMismatch, compare_study_name, create_or_resume, open_storage
 from .yamlio import SweepFileError
 
 if TYPE_CHECKING:
@@ -29,7 +41,8 @@ if TYPE_CHECKING:
     from .workers import Slot, Spec
 
 MAX_CONSECUTIVE_FAILURES = 3  # a worker whose trials keep failing (not diverging) gives up
-WAIT_S = 2.0
+WAIT_S = 0.25
+STALE_CHECK_S = 5.0
 EXIT_BAD_INPUT = 2
 EXIT_GAVE_UP = 3
 
@@ -61,9 +74,15 @@ def worker_main(spec: Spec, slot: Slot, events: Any, shared_stop: Any) -> None:
     emit = _emitter(events, slot.rank)
     try:
         _work(spec, slot, emit, stop)
+        code = 0
     except KeyboardInterrupt:
         emit({"event": "worker_exit", "reason": "interrupted"})
-        raise SystemExit(130) from None
+        code = 130
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # everything is in the storage: skip tearing down torch's modules (about 1 s)
 
 
 class _Stop:
@@ -89,7 +108,7 @@ def _emitter(events: Any, rank: int) -> Emit:
     return emit
 
 
-def _setup(spec: Spec, slot: Slot, emit: Emit) -> tuple[dict[str, Job], dict[str, optuna.Study]]:
+def _setup(spec: Spec, slot: Slot, emit: Emit) -> tuple[dict[str, Job], dict[str, optuna.Study], RDBStorage]:
     """The task and both studies; bad input ends the worker with EXIT_BAD_INPUT and one line."""
     from .train import BadDevice, prepare_job
 
@@ -105,26 +124,53 @@ def _setup(spec: Spec, slot: Slot, emit: Emit) -> tuple[dict[str, Job], dict[str
         emit({"event": "setup_failed", "message": message})
         raise SystemExit(EXIT_BAD_INPUT) from None
     jobs = {opt: dataclasses.replace(base, optimizer=opt, hparams={}, defaulted=[]) for opt in spec.optimizers}
-    return jobs, studies
+    return jobs, studies, storage
 
 
 def _work(spec: Spec, slot: Slot, emit: Emit, stop: Any) -> None:
-    jobs, studies = _setup(spec, slot, emit)
+    jobs, studies, storage = _setup(spec, slot, emit)
     worker = Worker(slot.rank, f"{slot.device}:{slot.gpu}" if slot.gpu is not None else slot.device)
-    emit({"event": "worker_ready", "pid": os.getpid(), "device": worker.device})
-    failures, turn, parent = 0, slot.rank, os.getppid()
+    if spec.mode == "compare":
+        runs = optuna.load_study(storage=storage, study_name=compare_study_name(spec.name))
+        objective = make_compare_objective(jobs, runs, worker, emit, stop.is_set)
+
+        def pick(turn: int) -> Any:
+            nxt = next_run(runs)
+            return (runs, objective) if nxt == "run" else nxt
+
+        watched = [runs]
+    else:
+
+        def pick(turn: int) -> Any:
+            opt = choose(studies, spec.budget, turn)
+            if opt in (None, "wait"):
+                return opt
+            return studies[opt], make_objective(jobs[opt], studies[opt], spec.budget, worker, emit, stop.is_set)
+
+        watched = list(studies.values())
+    try:
+        emit({"event": "worker_ready", "pid": os.getpid(), "device": worker.device})
+        _trials(pick, watched, worker, emit, stop)
+    finally:
+        storage.engine.dispose()  # close the connections before the fast exit
+
+
+def _trials(pick: Callable[[int], Any], watched: list[optuna.Study], worker: Worker, emit: Emit, stop: Any) -> None:
+    """Trials one at a time: ``pick`` gives the next (study, objective), "wait" or None (done)."""
+    failures, turn, parent, stale_check = 0, worker.rank, os.getppid(), 0.0
     while not stop.is_set() and os.getppid() == parent:  # an orphan finishes its trial, then stops
-        choice = choose(studies, spec.budget, turn)
+        choice = pick(turn)
         if choice is None:
             break
-        if choice == "wait":
-            for study in studies.values():
-                optuna.storages.fail_stale_trials(study)  # a vanished machine's trials come back
+        if choice == "wait":  # the last trials are running elsewhere
+            if time.monotonic() - stale_check >= STALE_CHECK_S:
+                for study in watched:
+                    optuna.storages.fail_stale_trials(study)  # a vanished machine's trials come back
+                stale_check = time.monotonic()
             time.sleep(WAIT_S)
             continue
         turn += 1
-        study = studies[choice]
-        objective = make_objective(jobs[choice], study, spec.budget, worker, emit, stop.is_set)
+        study, objective = choice
         try:
             study.optimize(objective, n_trials=1)
             failures = 0
@@ -133,7 +179,7 @@ def _work(spec: Spec, slot: Slot, emit: Emit, stop: Any) -> None:
         except Interrupted:
             trial = _my_last_trial(study, worker)
             requeue(study, trial)
-            emit({"event": "interrupted", "optimizer": choice, "trial": trial.number})
+            emit({"event": "interrupted", "optimizer": _optimizer_of(study, trial), "trial": trial.number})
             break
         except Exception as exc:
             failures += 1
@@ -146,6 +192,19 @@ def _work(spec: Spec, slot: Slot, emit: Emit, stop: Any) -> None:
                 )
                 raise SystemExit(EXIT_GAVE_UP) from None
     emit({"event": "worker_exit", "reason": "interrupted" if stop.is_set() else "done"})
+
+
+def _optimizer_of(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:
+    run = trial.user_attrs.get(COMPARE)
+    return run["optimizer"] if run else study.study_name.rsplit(".", 1)[-1]
+
+
+def next_run(study: optuna.Study) -> str | None:
+    """For compare: "run" while runs wait, "wait" while the last ones run elsewhere, else None."""
+    states = {t.state for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))}
+    if TrialState.WAITING in states:
+        return "run"
+    return "wait" if states else None
 
 
 def _my_last_trial(study: optuna.Study, worker: Worker) -> optuna.trial.FrozenTrial:

@@ -20,6 +20,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -28,7 +29,7 @@ import optuna
 from optuna.trial import TrialState
 
 from .objective import requeue
-from .study import open_storage, study_name
+from .study import StorageError, open_storage, study_name
 from .trial_loop import EXIT_BAD_INPUT, EXIT_GAVE_UP, worker_main
 
 
@@ -56,6 +57,7 @@ class Spec:
     optimizers: tuple[str, ...]
     heartbeat_s: int = 20
     grace_s: int = 60
+    mode: str = "sweep"  # or "compare": run the compare study's waiting runs
 
 
 def plan_slots(devices: str, workers: int | None, per_device: int, cuda_count: int, cpu_count: int) -> list[Slot]:
@@ -132,11 +134,14 @@ def run_sweep(
     on_event: Callable[[dict[str, Any]], None],
     on_tick: Callable[[], None],
     tick_s: float = 2.0,
+    prepare: Callable[[], None] = lambda: None,
 ) -> int:
     """Start the workers and watch them until the budgets are finished.
 
     Returns 0 (budgets finished), 130 (Ctrl-C) or 1 (workers gave up on failing trials); raises
-    BadSweep when a worker found bad input.
+    BadSweep when a worker found bad input. ``prepare`` (the parent's own checks of the storage)
+    runs while the workers start (they take seconds to import torch); if it raises, they are
+    stopped and the exception passes.
     """
     ctx = mp.get_context("spawn")
     stop = ctx.RawValue("b", 0)  # lock-free: a killed worker cannot hold it
@@ -169,6 +174,7 @@ def run_sweep(
     try:
         for slot in slots:
             procs[slot.rank] = _start(ctx, spec, slot, pipes, stop)
+        prepare()
         last_tick = 0.0
         while procs:
             for event in drain(pipes):
@@ -197,7 +203,8 @@ def run_sweep(
             proc.kill()
         for proc in procs.values():
             proc.join()
-            fail_trials_of(spec.storage, names, proc.pid, "interrupted")
+            with suppress(StorageError):  # a storage that failed the parent's checks
+                fail_trials_of(spec.storage, names, proc.pid, "interrupted")
         if isinstance(exc, KeyboardInterrupt):
             return 130
         raise

@@ -1,4 +1,4 @@
-"""The Typer app: thin commands that parse, call the layers below, and map errors to exit codes."""
+"""Commands that set up and run: validate, init, schema, train, run."""
 
 from __future__ import annotations
 
@@ -10,47 +10,24 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ademix_sweep import __version__, report
+from ademix_sweep import report
+from ademix_sweep.cli.base import (
+    EXIT_BAD_INPUT,
+    Devices,
+    Overrides,
+    PerDevice,
+    Storage,
+    Workers,
+    app,
+    bad_input,
+    finish,
+    plan,
+    run_workers,
+)
 from ademix_sweep.config import json_schema, load_sweep
 from ademix_sweep.yamlio import SweepFileError
 
-EXIT_BAD_INPUT = 2
 TEMPLATES = ("lm", "vision", "rosenbrock")
-
-app = typer.Typer(
-    name="ademix-sweep",
-    help="Tune and compare the AdEMAMix optimizer against AdamW.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-
-Overrides = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set", metavar="PATH=VALUE", help="Override a field, e.g. --set train.steps=500 (repeatable; YAML value)."
-    ),
-]
-
-
-def _print_version(value: bool) -> None:
-    if value:
-        typer.echo(f"ademix-sweep {__version__}")
-        raise typer.Exit()
-
-
-def _bad_input(message: str) -> typer.Exit:
-    """Print one line to stderr; the caller raises the returned Exit (code 2)."""
-    typer.echo(message, err=True)
-    return typer.Exit(EXIT_BAD_INPUT)
-
-
-@app.callback()
-def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Show the version and exit.")
-    ] = False,
-) -> None:
-    """Tune and compare the AdEMAMix optimizer (arXiv 2409.03137) against AdamW."""
 
 
 @app.command()
@@ -81,18 +58,18 @@ def init(
 ) -> None:
     """Write a commented starting sweep file for a task."""
     if task not in TEMPLATES:
-        raise _bad_input(f"--task: unknown task {task!r} (expected one of {', '.join(TEMPLATES)})")
+        raise bad_input(f"--task: unknown task {task!r} (expected one of {', '.join(TEMPLATES)})")
     text = resources.files("ademix_sweep.templates").joinpath(f"{task}.yaml").read_text(encoding="utf-8")
     if output is None or output == "-":
         typer.echo(text, nl=False)
         return
     path = Path(output)
     if path.exists() and not force:
-        raise _bad_input(f"{output}: already exists (use --force to overwrite it)")
+        raise bad_input(f"{output}: already exists (use --force to overwrite it)")
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise _bad_input(f"{output}: cannot write it ({exc.strerror})") from None
+        raise bad_input(f"{output}: cannot write it ({exc.strerror})") from None
     typer.echo(f"wrote {output}; check it with: ademix-sweep validate {output}")
 
 
@@ -131,7 +108,7 @@ def _train(
     try:
         job = training.prepare_job(file, optimizer, params, overrides, device)
     except (SweepFileError, training.BadDevice) as exc:
-        raise _bad_input(str(exc)) from None
+        raise bad_input(str(exc)) from None
     console = Console(stderr=as_json)
     try:
         with report.TrainProgress(console, job.cfg.train.steps, job.task.unit, optimizer) as bar:
@@ -159,11 +136,11 @@ def _json_float(value: float) -> float | str:
 @app.command()
 def run(
     file: Annotated[str, typer.Argument(metavar="FILE", help="Sweep file.")],
-    storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL (wins over the file's).")] = None,
+    storage: Storage = None,
     trials: Annotated[int | None, typer.Option("--trials", min=1, help="Finished trials per optimizer.")] = None,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="CPU worker processes (default 1).")] = None,
-    devices: Annotated[str, typer.Option("--devices", help="auto, cpu, or GPU numbers like 0,2.")] = "auto",
-    per_device: Annotated[int, typer.Option("--workers-per-device", min=1, help="Workers per GPU.")] = 1,
+    workers: Workers = None,
+    devices: Devices = "auto",
+    per_device: PerDevice = 1,
     overrides: Overrides = None,
 ) -> None:
     """Run a sweep (or resume it): both optimizers, equal budgets, one worker per GPU or CPU slot."""
@@ -183,54 +160,41 @@ def _run(
     per_device: int,
     overrides: list[str],
 ) -> None:
-    import os
-
     import optuna
 
+    from ademix_sweep import results
     from ademix_sweep import study as studies
     from ademix_sweep import workers as pool
     from ademix_sweep.config import read_sweep
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if trials is not None:
         overrides = [*overrides, f"budget.trials={trials}"]
-    try:  # the file and the stored sweep here; the workers build the task and check its data
+    try:  # the file here; the stored sweep while the workers start; they build the task
         cfg, _ = read_sweep(file, overrides, optimizer=None, params=())
         url = studies.resolve_storage_url(storage, cfg.storage, cfg.name)
-        store = studies.open_storage(url)
-        optimizers = tuple(cfg.optimizers.spaces())
-        for opt in optimizers:
-            studies.create_or_resume(store, cfg, opt, None)
-        slots = pool.plan_slots(devices, workers, per_device, pool.visible_gpus(), os.cpu_count() or 1)
-    except (SweepFileError, studies.StorageError, studies.SweepMismatch, ValueError) as exc:
-        raise _bad_input(f"{file}: {exc}" if not isinstance(exc, SweepFileError) else str(exc)) from None
-    console = Console()
+        slots = plan(devices, workers, per_device)
+    except (SweepFileError, ValueError) as exc:
+        raise bad_input(f"{file}: {exc}" if not isinstance(exc, SweepFileError) else str(exc)) from None
     budget = cfg.budget.trials
+    optimizers = tuple(cfg.optimizers.spaces())
+    loaded: dict[str, optuna.Study] = {}
+
+    def prepare() -> None:
+        store = studies.open_storage(url)
+        for opt in optimizers:
+            loaded[opt] = studies.create_or_resume(store, cfg, opt, None)
+            loaded[opt].set_user_attr(studies.BUDGET_ATTR, budget)
+
+    console = Console()
     console.print(
         f"sweep [bold]{cfg.name}[/]: {', '.join(optimizers)}, {budget} finished trials each, "
         f"{len(slots)} worker(s) on {', '.join(sorted({s.device for s in slots}))}; "
         f"storage {studies.mask_url(url)}",
         highlight=False,
     )
-    loaded = {opt: optuna.load_study(storage=store, study_name=studies.study_name(cfg.name, opt)) for opt in optimizers}
-
-    def stats() -> dict[str, dict]:
-        return {opt: studies.summarize(s) for opt, s in loaded.items()}
-
     spec = pool.Spec(file, cfg.name, tuple(overrides), url, budget, optimizers)
-    with report.SweepView(console, budget, optimizers) as view:
-        view.update(stats())
-        bad = ""
-        try:
-            code = pool.run_sweep(spec, slots, view.event, lambda: view.update(stats()))
-        except pool.BadSweep as exc:
-            code, bad = EXIT_BAD_INPUT, str(exc)
-        view.update(stats())
-    if code == EXIT_BAD_INPUT:
-        raise _bad_input(bad)
-    report.sweep_result(console, stats(), budget)
-    if code == 130:
-        typer.echo(f"{file}: interrupted; run the same command again to resume", err=True)
-    elif code == 1:
-        typer.echo(f"{file}: workers stopped: repeated trial failures, or a worker that could not start", err=True)
-    raise typer.Exit(code)
+    code, stats = run_workers(
+        console, file, spec, slots, lambda: {o: results.optimizer_status(s, budget) for o, s in loaded.items()}, prepare
+    )
+    report.sweep_result(console, stats, budget)
+    finish(file, code)

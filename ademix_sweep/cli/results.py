@@ -1,0 +1,242 @@
+"""Commands that read a sweep back: status, best, compare, export, plot.
+
+Each takes the sweep FILE (storage as ``run`` resolves it) or ``--storage URL --name NAME``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ademix_sweep import report_results
+from ademix_sweep.cli.base import Devices, PerDevice, Storage, Workers, app, bad_input, finish, plan, run_workers
+from ademix_sweep.yamlio import SweepFileError
+
+if TYPE_CHECKING:
+    from ademix_sweep.results import Sweep
+
+File = Annotated[str | None, typer.Argument(metavar="[FILE]", help="Sweep file (or --storage and --name).")]
+Name = Annotated[str | None, typer.Option("--name", help="Sweep name, with --storage and no FILE.")]
+
+
+def _open(file: str | None, storage: str | None, name: str | None) -> Sweep:
+    """The sweep, or exit 2 with one line."""
+    import optuna
+
+    from ademix_sweep import results
+    from ademix_sweep.study import StorageError
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return results.open_sweep(file, storage, name)
+    except SweepFileError as exc:
+        raise bad_input(str(exc)) from None
+    except (results.NoSweep, StorageError) as exc:
+        raise bad_input(f"{file or name}: {exc}") from None
+
+
+@app.command()
+def status(file: File = None, storage: Storage = None, name: Name = None) -> None:
+    """Trials by state, budget used, best value and parameters, divergence rate, running trials."""
+    from ademix_sweep import results
+    from ademix_sweep.study import mask_url
+
+    sweep = _open(file, storage, name)
+    stats = {opt: results.optimizer_status(study, sweep.budget) for opt, study in sweep.studies.items()}
+    report_results.status(Console(), sweep.name, mask_url(sweep.url), stats, results.running_trials(sweep))
+
+
+@app.command()
+def best(
+    file: File = None,
+    storage: Storage = None,
+    name: Name = None,
+    optimizer: Annotated[str | None, typer.Option("--optimizer", help="Only this optimizer.")] = None,
+) -> None:
+    """The best configuration of each optimizer as YAML (for train --param, or your own script)."""
+    from ademix_sweep import results
+
+    sweep = _open(file, storage, name)
+    if optimizer is not None and optimizer not in sweep.studies:
+        raise bad_input(f"--optimizer {optimizer}: not in sweep {sweep.name!r} (expected {', '.join(sweep.studies)})")
+    out = {}
+    for opt, study in sweep.studies.items():
+        trial = results.best_trial(study)
+        if (optimizer is None or opt == optimizer) and trial is not None:
+            out[opt] = {"trial": trial.number, "value": trial.value, "params": results.hyperparameters(trial)}
+    if not out:
+        raise bad_input(f"{file or sweep.name}: no complete trial yet in sweep {sweep.name!r}")
+    typer.echo(report_results.best_yaml(file, out), nl=False)
+
+
+@app.command()
+def export(
+    file: File = None,
+    storage: Storage = None,
+    name: Name = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    output: Annotated[str | None, typer.Option("-o", "--output", help="File to write (default: print it).")] = None,
+) -> None:
+    """Every trial of every optimizer: number, state, parameters, value, duration, device, failure."""
+    from ademix_sweep import results
+
+    if fmt not in ("csv", "json"):
+        raise bad_input(f"--format {fmt}: expected csv or json")
+    sweep = _open(file, storage, name)
+    columns, rows = results.all_rows(sweep)
+    if fmt == "json":
+        text = json.dumps(rows, indent=1, allow_nan=False) + "\n"
+    else:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+    _write(output, text)
+
+
+def _write(output: str | None, text: str) -> None:
+    if output is None or output == "-":
+        typer.echo(text, nl=False)
+        return
+    try:
+        Path(output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise bad_input(f"{output}: cannot write it ({exc.strerror})") from None
+    typer.echo(f"wrote {output}", err=True)
+
+
+@app.command()
+def plot(
+    file: File = None,
+    storage: Storage = None,
+    name: Name = None,
+    output: Annotated[str, typer.Option("-o", "--output", help="Folder for the figures.")] = "plots",
+) -> None:
+    """PNG figures: best-so-far against compute, best curves, lr sensitivity, α against β3."""
+    from ademix_sweep import plots
+
+    sweep = _open(file, storage, name)
+    try:
+        written = plots.write_all(sweep.studies, Path(output))
+    except OSError as exc:
+        raise bad_input(f"{output}: cannot write figures there ({exc.strerror})") from None
+    if not written:
+        raise bad_input(f"{file or sweep.name}: nothing to plot yet (no complete trial)")
+    for path in written:
+        typer.echo(str(path))
+
+
+@app.command()
+def compare(
+    file: Annotated[str, typer.Argument(metavar="FILE", help="Sweep file (compare re-trains its task).")],
+    storage: Storage = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per configuration.")] = 5,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, help="Best configurations per optimizer.")] = 1,
+    workers: Workers = None,
+    devices: Devices = "auto",
+    per_device: PerDevice = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+) -> None:
+    """Re-train each optimizer's best configuration(s) on the same K seeds; paired statistics."""
+    try:
+        _compare(file, storage, seeds, top_k, workers, devices, per_device, as_json)
+    except KeyboardInterrupt:
+        typer.echo(f"{file}: interrupted before the workers started", err=True)
+        raise typer.Exit(130) from None
+
+
+def _compare(
+    file: str,
+    storage: str | None,
+    count: int,
+    top_k: int,
+    workers: int | None,
+    devices: str,
+    per_device: int,
+    as_json: bool,
+) -> None:
+    import optuna
+
+    from ademix_sweep import compare as cmp
+    from ademix_sweep import study as studies
+    from ademix_sweep import workers as pool
+    from ademix_sweep.config import read_sweep
+
+    sweep = _open(file, storage, None)
+    try:
+        cfg, _ = read_sweep(file)
+        seeds = cmp.compare_seeds(cfg.seed, count)
+        runs = cmp.plan(sweep.studies, top_k, seeds)
+        for opt, study in sweep.studies.items():
+            studies.check_same_sweep(study, cfg, opt)
+        slots = plan(devices, workers, per_device)
+    except (studies.SweepMismatch, ValueError) as exc:
+        raise bad_input(f"{file}: {exc}") from None
+    store = studies.open_storage(sweep.url)
+    runs_study = optuna.create_study(
+        storage=store,
+        study_name=studies.compare_study_name(sweep.name),
+        sampler=optuna.samplers.RandomSampler(seed=cfg.seed),
+        load_if_exists=True,
+    )
+    added = cmp.enqueue(runs_study, runs)
+    console = Console(stderr=as_json)
+    optimizers = tuple(sweep.studies)
+    per_optimizer = len(runs) // len(optimizers)
+
+    def progress() -> dict[str, dict[str, Any]]:
+        gathered = cmp.gather(runs_study, runs)
+        return {opt: _progress(gathered.get(opt, [])) for opt in optimizers}
+
+    code = 0
+    if added or _unfinished(runs_study):
+        console.print(
+            f"compare [bold]{sweep.name}[/]: {per_optimizer} run(s) per optimizer ({top_k} configuration(s) × "
+            f"{count} seed(s)), {added} new; {len(slots)} worker(s)",
+            highlight=False,
+        )
+        spec = pool.Spec(file, sweep.name, (), sweep.url, per_optimizer, optimizers, mode="compare")
+        code, _ = run_workers(console, file, spec, slots, progress, total=per_optimizer)
+    result = cmp.summary(cmp.gather(runs_study, runs), seeds)
+    if as_json:
+        typer.echo(json.dumps(_json_safe({"sweep": sweep.name, **result})))
+    else:
+        report_results.compare(console, sweep.name, result)
+    if code:
+        finish(file, code)
+
+
+def _unfinished(study: Any) -> bool:
+    from optuna.trial import TrialState
+
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+
+
+def _progress(configs: list[Any]) -> dict[str, Any]:
+    """What the live view shows per optimizer: runs done, diverged, best mean so far."""
+    means = [(c.mean, c.source_trial) for c in configs if c.mean is not None]
+    best = min(means) if means else (None, None)
+    return {
+        "finished": sum(len(c.values) for c in configs),
+        "diverged": sum(c.diverged for c in configs),
+        "best_value": best[0],
+        "best_number": best[1],
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value

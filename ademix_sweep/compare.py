@@ -1,0 +1,238 @@
+"""Best against best: re-train each optimizer's top configuration(s) on K fresh seeds (both
+optimizers on the same seeds, so the same initialisation and data order: common random numbers),
+and the statistics that answer "is AdEMAMix better here, and by how much?".
+
+The runs live in the sweep's storage as the study ``<name>.compare``: one enqueued trial per
+(optimizer, configuration, seed), run by the same workers as ``run``, so an interrupted compare
+resumes where it stopped. Seeds are ``sweep seed + 1000 + i``: not the seed the configurations were
+selected on, which would favour them (the winner's curse).
+
+Statistics, with d = AdEMAMix - AdamW per seed (negative: AdEMAMix better):
+- per configuration the mean and sample standard deviation of the final validation loss;
+- the paired mean of d with a 95% percentile-bootstrap interval (10,000 resamples of the seeds),
+  and the win rate (share of seeds with d < 0); the difference is "within noise" when the
+  interval contains 0;
+- the paper's headline at this scale: the step at which AdEMAMix's mean validation curve first
+  reaches AdamW's final loss (linear between evaluations), as a ratio of steps T / s ("AdamW needs
+  about N x the steps"). Within one learning-rate schedule this is an estimate, not a re-run.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from .objective import COMPARE, run_key
+from .results import hyperparameters, top_trials
+
+SEED_OFFSET = 1000
+BOOTSTRAP = 10_000
+
+
+def compare_seeds(sweep_seed: int, count: int) -> list[int]:
+    return [sweep_seed + SEED_OFFSET + i for i in range(count)]
+
+
+def plan(studies: dict[str, optuna.Study], top_k: int, seeds: list[int]) -> list[dict[str, Any]]:
+    """One run per optimizer, top-k configuration and seed; ValueError if an optimizer has none."""
+    runs = []
+    for opt, study in studies.items():
+        top = top_trials(study, top_k)
+        if not top:
+            raise ValueError(f"{opt} has no complete trial yet (expected a sweep that has run)")
+        for rank, trial in enumerate(top):
+            for seed in seeds:
+                runs.append(
+                    {
+                        "optimizer": opt,
+                        "source_trial": trial.number,
+                        "rank": rank,
+                        "seed": seed,
+                        "params": trial.params,  # as stored: what the worker re-samples from
+                        "hparams": hyperparameters(trial),  # plain names and units, for people
+                    }
+                )
+    return runs
+
+
+def enqueue(study: optuna.Study, runs: list[dict[str, Any]]) -> int:
+    """Add the runs that have no complete, running or waiting trial; returns how many."""
+    live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+    have = {
+        run_key(t.user_attrs[COMPARE]) for t in study.get_trials(deepcopy=False, states=live) if COMPARE in t.user_attrs
+    }
+    added = 0
+    for run in runs:
+        if run_key(run) not in have:
+            study.enqueue_trial({}, user_attrs={COMPARE: run})
+            have.add(run_key(run))
+            added += 1
+    return added
+
+
+@dataclass
+class Config:
+    optimizer: str
+    source_trial: int
+    rank: int
+    params: dict[str, Any]  # plain hyperparameters
+    values: dict[int, float] = field(default_factory=dict)  # seed -> final loss (inf: diverged)
+    curves: dict[int, dict[int, float]] = field(default_factory=dict)  # seed -> step -> val loss
+
+    @property
+    def finite(self) -> dict[int, float]:
+        return {s: v for s, v in self.values.items() if math.isfinite(v)}
+
+    @property
+    def diverged(self) -> int:
+        return len(self.values) - len(self.finite)
+
+    @property
+    def mean(self) -> float | None:
+        return statistics.fmean(self.finite.values()) if self.finite else None
+
+    @property
+    def std(self) -> float | None:
+        return statistics.stdev(self.finite.values()) if len(self.finite) > 1 else None
+
+
+def gather(study: optuna.Study, runs: list[dict[str, Any]]) -> dict[str, list[Config]]:
+    """The planned runs' results, the first complete trial of each, per optimizer and configuration."""
+    configs: dict[tuple[str, int], Config] = {}
+    for run in runs:
+        configs.setdefault(
+            (run["optimizer"], run["source_trial"]),
+            Config(run["optimizer"], run["source_trial"], run["rank"], run["hparams"]),
+        )
+    wanted = {run_key(r) for r in runs}
+    for t in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
+        run = t.user_attrs.get(COMPARE)
+        if run is None or run_key(run) not in wanted or t.value is None:
+            continue
+        config = configs[(run["optimizer"], run["source_trial"])]
+        if run["seed"] not in config.values:
+            config.values[run["seed"]] = t.value
+            config.curves[run["seed"]] = dict(t.intermediate_values)
+    out: dict[str, list[Config]] = {}
+    for config in configs.values():
+        out.setdefault(config.optimizer, []).append(config)
+    return out
+
+
+def chosen(configs: list[Config]) -> Config | None:
+    """The configuration with the lowest mean over the compare seeds (the top one if none has one)."""
+    scored = [c for c in configs if c.mean is not None]
+    return min(scored, key=lambda c: (c.mean, c.rank)) if scored else None
+
+
+@dataclass(frozen=True)
+class Paired:
+    n: int  # seeds where both runs finished without diverging
+    mean_diff: float
+    ci_low: float
+    ci_high: float
+    win_rate: float  # share of seeds where the first is lower
+
+    @property
+    def within_noise(self) -> bool:
+        return self.ci_low <= 0.0 <= self.ci_high
+
+
+def paired(
+    first: dict[int, float], second: dict[int, float], *, resamples: int = BOOTSTRAP, rng_seed: int = 0
+) -> Paired | None:
+    """Paired difference first - second over common seeds, with a percentile bootstrap 95% CI."""
+    seeds = sorted(s for s in first.keys() & second.keys() if math.isfinite(first[s]) and math.isfinite(second[s]))
+    if not seeds:
+        return None
+    d = np.array([first[s] - second[s] for s in seeds])
+    rng = np.random.default_rng(rng_seed)
+    means = d[rng.integers(0, len(d), size=(resamples, len(d)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return Paired(len(d), float(d.mean()), float(low), float(high), float((d < 0).mean()))
+
+
+def mean_curve(curves: dict[int, dict[int, float]]) -> dict[int, float]:
+    """Per evaluation step, the mean over the seeds that have it (diverged ones left out)."""
+    good = [c for c in curves.values() if c and all(math.isfinite(v) for v in c.values())]
+    steps = sorted(set.intersection(*(set(c) for c in good))) if good else []
+    return {s: statistics.fmean(c[s] for c in good) for s in steps}
+
+
+@dataclass(frozen=True)
+class StepRatio:
+    kind: str  # "estimate", "at_least" (reached by the first evaluation) or "not_reached"
+    target: float  # AdamW's final loss
+    step: float | None  # where AdEMAMix first reaches it
+    total: int
+    ratio: float | None  # total / step
+
+
+def step_ratio(fast: dict[int, float], slow: dict[int, float]) -> StepRatio | None:
+    """Where the ``fast`` curve first reaches the ``slow`` curve's final value."""
+    if not fast or not slow:
+        return None
+    total, target = max(slow), slow[max(slow)]
+    previous: tuple[int, float] | None = None
+    for step in sorted(fast):
+        value = fast[step]
+        if value <= target:
+            if previous is None:
+                return StepRatio("at_least", target, float(step), total, total / step)
+            s0, v0 = previous
+            at = s0 + (v0 - target) / (v0 - value) * (step - s0)
+            return StepRatio("estimate", target, at, total, total / at)
+        previous = (step, value)
+    return StepRatio("not_reached", target, None, total, None)
+
+
+def summary(gathered: dict[str, list[Config]], seeds: list[int]) -> dict[str, Any]:
+    """Everything ``compare`` reports, as plain data (``--json`` prints it as it is)."""
+    out: dict[str, Any] = {"seeds": seeds, "optimizers": {}, "paired": None, "steps_ratio": None}
+    best: dict[str, Config] = {}
+    for opt, configs in gathered.items():
+        pick = chosen(configs)
+        if pick is not None:
+            best[opt] = pick
+        out["optimizers"][opt] = {
+            "chosen_trial": pick.source_trial if pick else None,
+            "configs": [
+                {
+                    "source_trial": c.source_trial,
+                    "rank": c.rank,
+                    "params": c.params,
+                    "values": {str(s): (v if math.isfinite(v) else None) for s, v in sorted(c.values.items())},
+                    "runs": len(c.values),
+                    "diverged": c.diverged,
+                    "mean": c.mean,
+                    "std": c.std,
+                }
+                for c in sorted(configs, key=lambda c: c.rank)
+            ],
+        }
+    if "ademamix" in best and "adamw" in best:
+        diff = paired(best["ademamix"].values, best["adamw"].values)
+        if diff is not None:
+            out["paired"] = {
+                "n": diff.n,
+                "mean_diff": diff.mean_diff,
+                "ci95": [diff.ci_low, diff.ci_high],
+                "win_rate": diff.win_rate,
+                "within_noise": diff.within_noise,
+            }
+        ratio = step_ratio(mean_curve(best["ademamix"].curves), mean_curve(best["adamw"].curves))
+        if ratio is not None:
+            out["steps_ratio"] = {
+                "kind": ratio.kind,
+                "target": ratio.target,
+                "step": ratio.step,
+                "total": ratio.total,
+                "ratio": ratio.ratio,
+            }
+    return out

@@ -1,0 +1,156 @@
+"""Figures of a sweep: PNG through matplotlib (no pyplot state; safe in any process), and
+interactive HTML through Optuna's plotly views when plotly is installed.
+
+- ``best_so_far.png``: best validation loss so far against cumulative compute (seconds of all
+  trials, in the order they ended), both optimizers on one axis: the fair-tuning view, where a
+  method that needs more tuning shows it.
+- ``best_curves.png``: the validation curves of each optimizer's best trial.
+- ``lr_sensitivity.png``: final loss against learning rate for both (diverged trials as x).
+- ``alpha_beta3.png``: AdEMAMix's α against β3 (as 1 − β3, log scale), coloured by final loss.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from matplotlib.figure import Figure
+from optuna.trial import FrozenTrial, TrialState
+
+from .results import best_trial, duration_s, hyperparameters
+
+COLORS = {"ademamix": "tab:blue", "adamw": "tab:orange"}
+Studies = dict[str, optuna.Study]
+
+
+def _finite(t: FrozenTrial) -> bool:
+    return t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
+
+
+def best_so_far(studies: Studies) -> Figure | None:
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    drawn = False
+    for opt, study in studies.items():
+        ended = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete and t.datetime_start]
+        ended.sort(key=lambda t: t.datetime_complete)
+        xs, ys, spent, best = [], [], 0.0, math.inf
+        for t in ended:
+            spent += duration_s(t) or 0.0
+            if _finite(t):
+                best = min(best, t.value)  # type: ignore[type-var]
+            if math.isfinite(best):
+                xs.append(spent)
+                ys.append(best)
+        if xs:
+            ax.step(xs, ys, where="post", label=opt, color=COLORS.get(opt))
+            drawn = True
+    ax.set(xlabel="cumulative compute (s)", ylabel="best validation loss so far", title="Tuning efficiency")
+    return _done(fig, ax, drawn)
+
+
+def best_curves(studies: Studies) -> Figure | None:
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    drawn = False
+    for opt, study in studies.items():
+        best = best_trial(study)
+        if best is not None and best.intermediate_values:
+            steps = sorted(best.intermediate_values)
+            values = [best.intermediate_values[s] for s in steps]
+            ax.plot(steps, values, marker="o", ms=3, label=f"{opt} #{best.number}", color=COLORS.get(opt))
+            drawn = True
+    ax.set(xlabel="step", ylabel="validation loss", title="Best trials")
+    return _done(fig, ax, drawn)
+
+
+def lr_sensitivity(studies: Studies) -> Figure | None:
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    drawn = False
+    finite = [t.value for s in studies.values() for t in s.get_trials(deepcopy=False) if _finite(t)]
+    ceiling = max(finite) if finite else 1.0
+    for opt, study in studies.items():
+        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "lr" in t.params]
+        good = [t for t in done if _finite(t)]
+        bad = [t for t in done if not _finite(t)]
+        if good:
+            ax.scatter([t.params["lr"] for t in good], [t.value for t in good], label=opt, color=COLORS.get(opt), s=18)
+            drawn = True
+        if bad:
+            lrs = [t.params["lr"] for t in bad]
+            ax.scatter(lrs, [ceiling] * len(bad), marker="x", color=COLORS.get(opt), label=f"{opt} diverged")
+            drawn = True
+    ax.set_xscale("log")
+    ax.set(xlabel="learning rate", ylabel="final validation loss", title="Learning-rate sensitivity")
+    return _done(fig, ax, drawn)
+
+
+def alpha_beta3(studies: Studies) -> Figure | None:
+    study = studies.get("ademamix")
+    if study is None:
+        return None
+    points = []
+    for t in study.get_trials(deepcopy=False):
+        hp = hyperparameters(t)
+        if _finite(t) and isinstance(hp.get("alpha"), float | int) and isinstance(hp.get("beta3"), float):
+            points.append((hp["alpha"], 1.0 - hp["beta3"], t.value))
+    if len({(a, b) for a, b, _ in points}) < 2:
+        return None  # alpha and beta3 were not both searched
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    dots = ax.scatter([p[0] for p in points], [p[1] for p in points], c=[p[2] for p in points], cmap="viridis_r", s=28)
+    fig.colorbar(dots, ax=ax, label="final validation loss")
+    ax.set_yscale("log")
+    ax.set(xlabel="α", ylabel="1 − β3", title="AdEMAMix: α against β3")
+    fig.tight_layout()
+    return fig
+
+
+def _done(fig: Figure, ax: object, drawn: bool) -> Figure | None:
+    if not drawn:
+        return None
+    ax.legend()  # type: ignore[attr-defined]
+    fig.tight_layout()
+    return fig
+
+
+FIGURES: dict[str, Callable[[Studies], Figure | None]] = {
+    "best_so_far": best_so_far,
+    "best_curves": best_curves,
+    "lr_sensitivity": lr_sensitivity,
+    "alpha_beta3": alpha_beta3,
+}
+
+
+def write_all(studies: Studies, out: Path) -> list[Path]:
+    """Every figure that has data, as PNG; and Optuna's HTML views when plotly is installed."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, make in FIGURES.items():
+        fig = make(studies)
+        if fig is not None:
+            path = out / f"{name}.png"
+            fig.savefig(path, dpi=120)
+            written.append(path)
+    return written + _html(studies, out)
+
+
+def _html(studies: Studies, out: Path) -> list[Path]:
+    try:
+        import plotly  # noqa: F401
+    except ImportError:
+        return []
+    from optuna import visualization as vis
+
+    written = []
+    for opt, study in studies.items():
+        if not any(_finite(t) for t in study.get_trials(deepcopy=False)):
+            continue
+        for kind, make in (("history", vis.plot_optimization_history), ("slice", vis.plot_slice)):
+            path = out / f"{opt}_{kind}.html"
+            make(study).write_html(path, include_plotlyjs="cdn")
+            written.append(path)
+    return written

@@ -1,0 +1,154 @@
+"""Rich output of the result commands: ``status``, ``best`` and ``compare`` (rendered into a given
+Console; ``best`` returns YAML text)."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+PAPER = "the paper's 110M model: AdEMAMix at 256k steps ≈ AdamW at 500k, about 1.95×"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = round(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_num(v)}" for k, v in sorted(params.items()))
+
+
+def status(console: Console, name: str, where: str, stats: dict[str, dict[str, Any]], running: list[dict]) -> None:
+    """Per optimizer: trials by state, budget used, compute, divergence rate, best; then running trials."""
+    table = Table(title=f"sweep {name} · {where}", title_justify="left")
+    table.add_column("")
+    for opt in stats:
+        table.add_column(opt, justify="right")
+    rows: dict[str, list[str]] = {}
+    for s in stats.values():
+        rate = f" ({s['divergence_rate']:.0%})" if s["divergence_rate"] is not None else ""
+        for label, cell in (
+            ("finished / budget", f"{s['finished']} / {s['budget'] or '?'}"),
+            ("complete", str(s["complete"])),
+            ("pruned", str(s["pruned"])),
+            ("diverged", f"{s['diverged']}{rate}"),
+            ("failed", str(s["failed"])),
+            ("running", str(s["running"])),
+            ("waiting (re-queued)", str(s["waiting"])),
+            ("compute", duration(s["compute_s"])),
+            ("best val_loss", "-" if s["best_value"] is None else f"{s['best_value']:.4f}"),
+            ("best trial", "-" if s["best_number"] is None else f"#{s['best_number']}"),
+        ):
+            rows.setdefault(label, []).append(cell)
+    for label, cells in rows.items():
+        table.add_row(label, *cells)
+    console.print(table)
+    for opt, s in stats.items():
+        if s["best_params"]:
+            console.print(f"best {opt} (#{s['best_number']}): {_params(s['best_params'])}", highlight=False)
+    if running:
+        runs = Table(title="running trials", title_justify="left")
+        for column in ("optimizer", "trial", "worker", "device", "step", "val_loss", "elapsed"):
+            runs.add_column(column, justify="left" if column in ("optimizer", "worker", "device") else "right")
+        for r in running:
+            step = "-" if r["step"] is None else f"{r['step']}/{r['steps']}" if r["steps"] else str(r["step"])
+            runs.add_row(
+                r["optimizer"],
+                f"#{r['number']}",
+                str(r["worker_host"] or "-"),
+                str(r["device"] or "-"),
+                step,
+                "-" if r["value"] is None else f"{r['value']:.4f}",
+                duration(r["elapsed_s"]),
+            )
+        console.print(runs)
+
+
+def best_yaml(file: str | None, best: dict[str, dict[str, Any]]) -> str:
+    """The best configuration of each optimizer, as YAML, with the ``train`` command that re-runs it."""
+    lines = []
+    for opt, b in best.items():
+        args = " ".join(f"--param {shlex.quote(f'{k}={v!r}')}" for k, v in sorted(b["params"].items()))
+        lines.append(f"# {opt}: trial #{b['trial']}, val_loss {b['value']:.6g}")
+        lines.append(f"# ademix-sweep train {shlex.quote(file) if file else 'FILE'} --optimizer {opt} {args}".rstrip())
+    body = yaml.safe_dump(best, sort_keys=False, default_flow_style=False)
+    return "\n".join(lines) + "\n" + body
+
+
+def compare(console: Console, name: str, result: dict[str, Any]) -> None:
+    """The compare table, the paired difference and the step ratio, in plain words."""
+    seeds = result["seeds"]
+    table = Table(title=f"compare {name}: top configurations re-trained on {len(seeds)} seeds", title_justify="left")
+    for column in ("optimizer", "trial", "runs", "final val_loss (mean ± std)", "diverged"):
+        table.add_column(column, justify="left" if column == "optimizer" else "right")
+    for opt, o in result["optimizers"].items():
+        for c in o["configs"]:
+            mark = " *" if c["source_trial"] == o["chosen_trial"] and len(o["configs"]) > 1 else ""
+            mean = "-" if c["mean"] is None else f"{c['mean']:.4f}"
+            std = "" if c["std"] is None else f" ± {c['std']:.4f}"
+            table.add_row(
+                opt,
+                f"#{c['source_trial']}{mark}",
+                f"{c['runs']}/{len(seeds)}",
+                mean + std,
+                str(c["diverged"]),
+            )
+    console.print(table)
+    if any(len(o["configs"]) > 1 for o in result["optimizers"].values()):
+        console.print("* the configuration with the lowest mean, compared below", highlight=False)
+    for opt, o in result["optimizers"].items():
+        for c in o["configs"]:
+            console.print(f"{opt} #{c['source_trial']}: {_params(c['params'])}", highlight=False)
+    for line in verdict(result):
+        console.print(line, highlight=False)
+
+
+def verdict(result: dict[str, Any]) -> list[str]:
+    """The plain statements under the compare table."""
+    p, r = result["paired"], result["steps_ratio"]
+    if p is None:
+        return ["No paired comparison: it needs AdEMAMix and AdamW runs that finished on the same seeds."]
+    diff, (low, high) = p["mean_diff"], p["ci95"]
+    wins = round(p["win_rate"] * p["n"])
+    lines = [
+        f"AdEMAMix − AdamW, paired over {p['n']} seed(s): {diff:+.4f}, 95% bootstrap CI [{low:+.4f}, {high:+.4f}]; "
+        f"AdEMAMix lower on {wins} of {p['n']}."
+    ]
+    if p["n"] < 2:
+        lines.append("One seed gives no confidence interval: use --seeds 3 or more before drawing a conclusion.")
+    elif p["within_noise"]:
+        lines.append("The difference is within noise: the 95% interval includes 0.")
+    else:
+        better = "AdEMAMix" if diff < 0 else "AdamW"
+        lines.append(f"{better} is better here: the 95% interval excludes 0.")
+    if r is not None:
+        if r["kind"] == "estimate":
+            lines.append(
+                f"AdEMAMix reaches AdamW's final loss ({r['target']:.4f}) at about step {r['step']:,.0f} "
+                f"of {r['total']:,}: AdamW needs about {r['ratio']:.2f}× the steps ({PAPER})."
+            )
+        elif r["kind"] == "at_least":
+            lines.append(
+                f"AdEMAMix is below AdamW's final loss ({r['target']:.4f}) at its first evaluation "
+                f"(step {r['step']:,.0f}): AdamW needs at least {r['ratio']:.2f}× the steps ({PAPER})."
+            )
+        else:
+            lines.append(
+                f"AdEMAMix does not reach AdamW's final loss ({r['target']:.4f}) within {r['total']:,} steps: "
+                "no step saving can be estimated at this scale."
+            )
+    return lines
