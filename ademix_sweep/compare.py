@@ -40,25 +40,28 @@ def compare_seeds(sweep_seed: int, count: int) -> list[int]:
 
 
 def plan(studies: dict[str, optuna.Study], top_k: int, seeds: list[int]) -> list[dict[str, Any]]:
-    """One run per optimizer, top-k configuration and seed; ValueError if an optimizer has none."""
-    runs = []
+    """One run per optimizer, top-k configuration and seed; ValueError if an optimizer has none.
+    Seed by seed, so that an interrupted compare leaves pairs, not one optimizer's runs."""
+    tops = {}
     for opt, study in studies.items():
-        top = top_trials(study, top_k)
-        if not top:
+        tops[opt] = top_trials(study, top_k)
+        if not tops[opt]:
             raise ValueError(f"{opt} has no complete trial yet (expected a sweep that has run)")
-        for rank, trial in enumerate(top):
-            for seed in seeds:
-                runs.append(
-                    {
-                        "optimizer": opt,
-                        "source_trial": trial.number,
-                        "rank": rank,
-                        "seed": seed,
-                        "params": trial.params,  # as stored: what the worker re-samples from
-                        "hparams": hyperparameters(trial),  # plain names and units, for people
-                    }
-                )
-    return runs
+    return [
+        {
+            "optimizer": opt,
+            "source_trial": trial.number,
+            "rank": rank,
+            "seed": seed,
+            "params": trial.params,  # as stored: what the worker re-samples from
+            "hparams": hyperparameters(trial),  # plain names and units, for people
+        }
+        for seed in seeds
+        for rank in range(top_k)
+        for opt, top in tops.items()
+        if rank < len(top)
+        for trial in (top[rank],)
+    ]
 
 
 def enqueue(study: optuna.Study, runs: list[dict[str, Any]]) -> int:

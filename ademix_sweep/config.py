@@ -109,6 +109,7 @@ class VisionTask(Strict):
 class RosenbrockTask(Strict):
     kind: Literal["rosenbrock"]
     start: list[float] = Field(default_factory=lambda: [-3.0, 5.0], min_length=2, max_length=2)
+    step_pause_s: float = Field(default=0.0, ge=0.0, le=10.0)  # a sleep per step: a slow trial, for demos and tests
 
 
 class CustomTask(Strict):

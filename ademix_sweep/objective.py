@@ -26,6 +26,7 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from .space import sample_hparams
+from .study import open_storage
 
 if TYPE_CHECKING:  # train imports torch: the parent of the workers does without it
     from .train import Job, Progress
@@ -82,6 +83,57 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
             system_attrs=system_attrs,
         )
     )
+
+
+def fail_trials_of(storage_url: str, names: list[str], pid: int, reason: str) -> list[tuple[str, int]]:
+    """After a worker process of this host ended abnormally: fail its RUNNING trials, and re-queue
+    them and any trial it failed on its way out (a second Ctrl-C) that is not re-queued yet."""
+    host = socket.gethostname()
+    done = []
+    storage = open_storage(storage_url)
+    for name in names:
+        study = optuna.load_study(storage=storage, study_name=name)
+        trials = study.get_trials(deepcopy=False)
+        requeued = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+        for t in trials:
+            mine = t.user_attrs.get("worker_pid") == pid and t.user_attrs.get("worker_host") == host
+            if not mine or t.number in requeued:
+                continue
+            tid = t._trial_id  # Optuna's storage API takes trial ids
+            if t.state == TrialState.RUNNING:
+                storage.set_trial_user_attr(tid, "failure", reason)  # attributes first: a FAIL trial is frozen
+                if not storage.set_trial_state_values(tid, TrialState.FAIL):
+                    continue
+            elif not (t.state == TrialState.FAIL and t.user_attrs.get("failure") in (None, "interrupted")):
+                continue
+            requeue(study, storage.get_trial(tid))
+            done.append((name, t.number))
+    storage.engine.dispose()
+    return done
+
+
+def fail_dead_local_trials(storage_url: str, names: list[str]) -> list[tuple[str, int]]:
+    """RUNNING trials of this host whose worker process is gone (a run killed with its workers):
+    failed and re-queued now, instead of after the heartbeat's grace period."""
+    host, dead = socket.gethostname(), set()
+    storage = open_storage(storage_url)
+    for name in names:
+        for t in optuna.load_study(storage=storage, study_name=name).get_trials(states=(TrialState.RUNNING,)):
+            pid = t.user_attrs.get("worker_pid")
+            if t.user_attrs.get("worker_host") == host and isinstance(pid, int) and not _alive(pid):
+                dead.add(pid)
+    storage.engine.dispose()
+    return [done for pid in sorted(dead) for done in fail_trials_of(storage_url, names, pid, "worker died")]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 Event = Callable[[dict[str, Any]], None]

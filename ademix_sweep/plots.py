@@ -151,6 +151,6 @@ def _html(studies: Studies, out: Path) -> list[Path]:
             continue
         for kind, make in (("history", vis.plot_optimization_history), ("slice", vis.plot_slice)):
             path = out / f"{opt}_{kind}.html"
-            make(study).write_html(path, include_plotlyjs="cdn")
+            make(study).write_html(path, include_plotlyjs="directory")  # one local plotly.min.js: works offline
             written.append(path)
     return written

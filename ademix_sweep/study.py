@@ -16,9 +16,10 @@ import random
 import sqlite3
 import time
 import warnings
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy.exc
@@ -37,10 +38,53 @@ GRACE_S = 60
 MAX_RETRY = 3  # a trial whose worker died is re-queued this many times at most
 SQLITE_TIMEOUT_S = 60.0
 CREATE_ATTEMPTS = 6
+OUTAGE_S = 300.0  # how long workers wait for a database that went away (a restart, a failover)
+
+
+T = TypeVar("T")
 
 
 class StorageError(Exception):
     """A storage that cannot be used; the message is one line, with any password masked."""
+
+
+def is_storage_outage(exc: BaseException) -> bool:
+    """A lost or refused database connection (as opposed to a bad query or a bug)."""
+    while exc is not None:
+        if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+            return True
+        if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
+def retrying(fn: Callable[[], T], *, wait_s: float = OUTAGE_S, on_wait: Callable[[str], None] | None = None) -> T:
+    """``fn()``, retried with backoff while the database is unreachable, for up to ``wait_s``."""
+    deadline, pause = time.monotonic() + wait_s, 0.5
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_storage_outage(exc) or time.monotonic() + pause > deadline:
+                raise
+            if on_wait is not None:
+                on_wait(_first_line(exc))
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
+
+
+class SweepStorage(RDBStorage):
+    """Optuna's RDBStorage whose heartbeat survives a short database outage: a failed beat is
+    skipped, not fatal (Optuna's heartbeat thread ends at its first exception, and the trial is
+    then failed as stale while it still trains)."""
+
+    def record_heartbeat(self, trial_id: int) -> None:
+        try:
+            super().record_heartbeat(trial_id)
+        except Exception as exc:
+            if not is_storage_outage(exc):
+                raise
 
 
 class SweepMismatch(Exception):
@@ -92,7 +136,7 @@ def open_storage(
             f"storage {shown}: not a database URL (expected e.g. sqlite:///runs/x.db or "
             "postgresql+psycopg://user@host/db)"
         ) from None
-    engine_kwargs: dict[str, Any] = {}
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}  # a server restart leaves dead pooled connections
     if parsed.get_backend_name() == "sqlite":
         _prepare_sqlite(parsed.database, shown)
         engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
@@ -101,7 +145,7 @@ def open_storage(
             try:
                 with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5; we rely on it
                     warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    return RDBStorage(
+                    return SweepStorage(
                         url,
                         engine_kwargs=engine_kwargs,
                         heartbeat_interval=heartbeat_s,

@@ -16,6 +16,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -28,12 +29,21 @@ from .objective import (
     Surplus,
     Worker,
     counted,
+    fail_trials_of,
     finished,
     make_compare_objective,
     make_objective,
     requeue,
 )
-from .study import StorageError, SweepMismatch, compare_study_name, create_or_resume, open_storage
+from .study import (
+    StorageError,
+    SweepMismatch,
+    compare_study_name,
+    create_or_resume,
+    is_storage_outage,
+    open_storage,
+    retrying,
+)
 from .yamlio import SweepFileError
 
 if TYPE_CHECKING:
@@ -150,22 +160,26 @@ def _work(spec: Spec, slot: Slot, emit: Emit, stop: Any) -> None:
         watched = list(studies.values())
     try:
         emit({"event": "worker_ready", "pid": os.getpid(), "device": worker.device})
-        _trials(pick, watched, worker, emit, stop)
+        _trials(pick, watched, spec.storage, worker, emit, stop)
     finally:
         storage.engine.dispose()  # close the connections before the fast exit
 
 
-def _trials(pick: Callable[[int], Any], watched: list[optuna.Study], worker: Worker, emit: Emit, stop: Any) -> None:
-    """Trials one at a time: ``pick`` gives the next (study, objective), "wait" or None (done)."""
+def _trials(
+    pick: Callable[[int], Any], watched: list[optuna.Study], url: str, worker: Worker, emit: Emit, stop: Any
+) -> None:
+    """Trials one at a time: ``pick`` gives the next (study, objective), "wait" or None (done).
+    A database outage is waited out (up to study.OUTAGE_S); a trial it broke is re-queued."""
+    names = [study.study_name for study in watched]
     failures, turn, parent, stale_check = 0, worker.rank, os.getppid(), 0.0
     while not stop.is_set() and os.getppid() == parent:  # an orphan finishes its trial, then stops
-        choice = pick(turn)
+        choice = retrying(partial(pick, turn), on_wait=lambda why: emit({"event": "storage_wait", "reason": why}))
         if choice is None:
             break
         if choice == "wait":  # the last trials are running elsewhere
             if time.monotonic() - stale_check >= STALE_CHECK_S:
-                for study in watched:
-                    optuna.storages.fail_stale_trials(study)  # a vanished machine's trials come back
+                for study in watched:  # a vanished machine's trials come back
+                    retrying(partial(optuna.storages.fail_stale_trials, study))
                 stale_check = time.monotonic()
             time.sleep(WAIT_S)
             continue
@@ -182,6 +196,9 @@ def _trials(pick: Callable[[int], Any], watched: list[optuna.Study], worker: Wor
             emit({"event": "interrupted", "optimizer": _optimizer_of(study, trial), "trial": trial.number})
             break
         except Exception as exc:
+            if is_storage_outage(exc):  # the database went away mid-trial: put the trial back once it is back
+                retrying(partial(fail_trials_of, url, names, os.getpid(), "storage connection lost"))
+                continue
             failures += 1
             if failures >= MAX_CONSECUTIVE_FAILURES:
                 emit(

@@ -17,19 +17,17 @@ import multiprocessing as mp
 import os
 import pickle
 import signal
-import socket
+import sys
 import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from importlib import metadata
 from typing import Any
 
-import optuna
-from optuna.trial import TrialState
-
-from .objective import requeue
-from .study import StorageError, open_storage, study_name
+from .objective import fail_trials_of
+from .study import StorageError, compare_study_name, retrying, study_name
 from .trial_loop import EXIT_BAD_INPUT, EXIT_GAVE_UP, worker_main
 
 
@@ -101,33 +99,6 @@ def visible_gpus() -> int:
     return torch.cuda.device_count()
 
 
-def fail_trials_of(storage_url: str, names: list[str], pid: int, reason: str) -> list[tuple[str, int]]:
-    """After a worker process of this host ended abnormally: fail its RUNNING trials, and re-queue
-    them and any trial it failed on its way out (a second Ctrl-C) that is not re-queued yet."""
-    host = socket.gethostname()
-    done = []
-    storage = open_storage(storage_url)
-    for name in names:
-        study = optuna.load_study(storage=storage, study_name=name)
-        trials = study.get_trials(deepcopy=False)
-        requeued = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
-        for t in trials:
-            mine = t.user_attrs.get("worker_pid") == pid and t.user_attrs.get("worker_host") == host
-            if not mine or t.number in requeued:
-                continue
-            tid = t._trial_id  # Optuna's storage API takes trial ids
-            if t.state == TrialState.RUNNING:
-                storage.set_trial_user_attr(tid, "failure", reason)  # attributes first: a FAIL trial is frozen
-                if not storage.set_trial_state_values(tid, TrialState.FAIL):
-                    continue
-            elif not (t.state == TrialState.FAIL and t.user_attrs.get("failure") in (None, "interrupted")):
-                continue
-            requeue(study, storage.get_trial(tid))
-            done.append((name, t.number))
-    storage.engine.dispose()
-    return done
-
-
 def run_sweep(
     spec: Spec,
     slots: list[Slot],
@@ -146,7 +117,11 @@ def run_sweep(
     ctx = mp.get_context("spawn")
     stop = ctx.RawValue("b", 0)  # lock-free: a killed worker cannot hold it
     pipes: dict[int, Any] = {}
-    names = [study_name(spec.name, opt) for opt in spec.optimizers]
+    names = (
+        [compare_study_name(spec.name)]
+        if spec.mode == "compare"
+        else [study_name(spec.name, opt) for opt in spec.optimizers]
+    )
     procs: dict[int, Any] = {}
     interrupts = [0]
 
@@ -187,7 +162,8 @@ def run_sweep(
                 if proc.exitcode == EXIT_GAVE_UP or (proc.exitcode == EXIT_BAD_INPUT and rank not in ready):
                     gave_up.append(rank)
                 elif proc.exitcode != 0:
-                    requeued = fail_trials_of(spec.storage, names, proc.pid, f"worker died (exit code {proc.exitcode})")
+                    reason = f"worker died (exit code {proc.exitcode})"
+                    requeued = retrying(partial(fail_trials_of, spec.storage, names, proc.pid, reason))
                     on_event({"event": "worker_died", "rank": rank, "exitcode": proc.exitcode, "requeued": requeued})
                     if rank not in ready:  # it died setting up: a replacement would too
                         gave_up.append(rank)
@@ -195,7 +171,8 @@ def run_sweep(
                         ready.discard(rank)
                         procs[rank] = _start(ctx, spec, by_rank[rank], pipes, stop)
             if time.monotonic() - last_tick >= tick_s:
-                on_tick()
+                with suppress(Exception):  # the figures shown can wait for a database that went away
+                    on_tick()
                 last_tick = time.monotonic()
             time.sleep(0.1)
     except BaseException as exc:  # the second Ctrl-C, or a failure here: stop the workers now
@@ -209,7 +186,9 @@ def run_sweep(
             return 130
         raise
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # After a Ctrl-C every trial is already failed and re-queued: another one, while the summary
+        # prints, ends the process at once with 130 rather than a traceback or a death by SIGINT.
+        signal.signal(signal.SIGINT, _exit_130 if interrupts[0] else previous)
         for event in drain(pipes):
             handle(event)
     if bad_input:
@@ -217,6 +196,12 @@ def run_sweep(
     if interrupts[0]:
         return 130
     return 1 if gave_up else 0
+
+
+def _exit_130(signum: int, frame: Any) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(130)
 
 
 def _start(ctx: Any, spec: Spec, slot: Slot, pipes: dict[int, Any], stop: Any) -> Any:

@@ -25,7 +25,12 @@ class SweepFileError(Exception):
     def __init__(self, source: str, line: int | str | None, path: str, message: str) -> None:
         self.source, self.line, self.path, self.message = source, line, path, message
         where = f"{source}:{line}" if isinstance(line, int) else f"{source} ({line})" if line else source
-        super().__init__(f"{where}: {path}: {message}" if path else f"{where}: {message}")
+        super().__init__(_printable(f"{where}: {path}: {message}" if path else f"{where}: {message}"))
+
+
+def _printable(text: str) -> str:
+    """One line whatever the file holds: a newline or control character in a key is escaped."""
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 @dataclass

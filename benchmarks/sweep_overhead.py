@@ -1,7 +1,7 @@
 """Engine overhead: the share of worker wall time not spent inside train().
 
 Runs `ademix-sweep run` as a user would, on a task padded to a fixed trial duration (the paper's
-Rosenbrock toy, sleeping in each batch so a trial takes --trial-seconds), for SQLite and the local
+Rosenbrock toy with `step_pause_s`, sleeping in each step so a trial takes --trial-seconds), for SQLite and the local
 PostgreSQL, with 1 and 2 workers, each worker running --trials-per-worker trials. Three figures:
 
 - steady: per trial, everything between one train() and the next (sampling, the budget checks,
@@ -33,51 +33,12 @@ from pathlib import Path
 
 import optuna
 
-PADDED_TASK = '''
-import time
-import torch
-from torch import nn
-
-
-class Padded:
-    """Rosenbrock from (-3, 5), each step padded with a sleep."""
-
-    unit = "steps"
-    fingerprint = "padded-rosenbrock"
-
-    def __init__(self, pause):
-        self.pause = pause
-
-    def make_model(self):
-        model = nn.Module()
-        model.xy = nn.Parameter(torch.tensor([-3.0, 5.0]))
-        return model
-
-    def train_batch(self, generator, batch_size):
-        time.sleep(self.pause)
-        return None
-
-    def val_batches(self, batch_size, count):
-        return [None]
-
-    def loss(self, model, batch):
-        x, y = model.xy
-        return (1 - x) ** 2 + 100 * (y - x**2) ** 2
-
-    def batch_items(self, batch):
-        return 1
-
-
-def make_task(options):
-    return Padded(options["pause"])
-'''
-
 SWEEP = """\
 name: overhead
 budget: {{trials: {trials}}}
 sampler: {{type: random}}
 pruner: {{type: none}}
-task: {{kind: custom, entrypoint: "padded_task:make_task", options: {{pause: {pause}}}}}
+task: {{kind: rosenbrock, step_pause_s: {pause}}}
 train: {{steps: {steps}, eval_every: {eval_every}, schedule: constant, grad_clip: null}}
 optimizers:
   adamw: {{lr: {{log_uniform: [1.0e-3, 1.0e-1]}}}}
@@ -155,7 +116,6 @@ def main() -> None:
             text = SWEEP.format(trials=trials, pause=args.trial_seconds / steps, steps=steps, eval_every=25)
             with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
                 folder = Path(tmp)
-                (folder / "padded_task.py").write_text(PADDED_TASK)
                 storage = (
                     f"sqlite:///{folder / 'o.db'}" if backend == "sqlite" else stack.enter_context(postgres_database())
                 )

@@ -46,3 +46,21 @@ def fresh_postgres_database() -> Iterator[str]:
     finally:
         with _connect() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def ensure_mariadb() -> None:
+    """Start the local MariaDB if it is down; skip the test when there is none."""
+    import pymysql
+
+    def ping() -> None:
+        pymysql.connect(host="127.0.0.1", port=3306, user="root", connect_timeout=5).close()
+
+    try:
+        ping()
+        return
+    except Exception:
+        pass
+    if not glob.glob("/etc/init.d/mariadb"):
+        pytest.skip("no local MariaDB installed")
+    subprocess.run(["/etc/init.d/mariadb", "start"], check=False, capture_output=True, timeout=120)
+    ping()

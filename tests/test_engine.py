@@ -5,117 +5,14 @@ from __future__ import annotations
 import math
 import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
 
-import optuna
 import pytest
 from databases import fresh_postgres_database
 from optuna.trial import TrialState
+from sweeprun import assert_exact, run, start, studies, sweep_file, wait_for_running
 
 from ademix_sweep.objective import FINISHED
-
-SWEEP = """\
-name: rb
-seed: 0
-budget: {{trials: {trials}}}
-sampler: {{type: random}}
-pruner: {{type: none}}
-task: {{kind: rosenbrock}}
-train: {{steps: {steps}, eval_every: {eval_every}, schedule: constant, grad_clip: null}}
-optimizers:
-  adamw: {{lr: {{log_uniform: [{lo}, {hi}]}}, weight_decay: 0.0}}
-  ademamix:
-    lr: {{log_uniform: [{lo}, {hi}]}}
-    beta3: {{half_life: [20, 200]}}
-    alpha: {{uniform: [1, 8]}}
-    weight_decay: 0.0
-"""
-
-
-def sweep_file(
-    tmp_path: Path,
-    trials: int = 4,
-    steps: int = 200,
-    eval_every: int = 100,
-    lo: float = 1e-3,
-    hi: float = 1e-1,
-    name: str = "rb.yaml",
-) -> Path:
-    path = tmp_path / name
-    path.write_text(SWEEP.format(trials=trials, steps=steps, eval_every=eval_every, lo=lo, hi=hi))
-    return path
-
-
-def run(sweep: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ademix_sweep", "run", str(sweep), *args],
-        cwd=sweep.parent,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-@contextmanager
-def start(sweep: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
-    """`run` in its own process group; whatever happens in the test, nothing of it outlives the test."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ademix_sweep", "run", str(sweep), *args],
-        cwd=sweep.parent,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        yield proc
-    finally:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-def studies(url: str, name: str = "rb") -> dict[str, optuna.Study]:
-    return {opt: optuna.load_study(storage=url, study_name=f"{name}.{opt}") for opt in ("ademamix", "adamw")}
-
-
-def states(study: optuna.Study) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        out[t.state.name] = out.get(t.state.name, 0) + 1
-    return out
-
-
-def assert_exact(url: str, budget: int) -> None:
-    for opt, study in studies(url).items():
-        s = states(study)
-        assert s.get("COMPLETE", 0) + s.get("PRUNED", 0) == budget, (opt, s)
-        assert not s.get("RUNNING") and not s.get("WAITING"), (opt, s)
-
-
-def wait_for_running(url: str, proc: subprocess.Popen[str], timeout: float = 90) -> optuna.trial.FrozenTrial:
-    """A RUNNING trial that already records its worker's pid (the worker is in train())."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"run ended early ({proc.returncode}): {proc.communicate()}")
-        if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).exists():
-            time.sleep(0.3)  # let the run create it: do not race it to make Optuna's tables
-            continue
-        try:
-            for study in studies(url).values():
-                for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                    if "worker_pid" in t.user_attrs and t.intermediate_values:
-                        return t
-        except Exception:  # the database or the studies do not exist yet
-            pass
-        time.sleep(0.3)
-    raise AssertionError("no trial started running")
 
 
 def test_two_workers_end_with_exact_budgets_and_a_resume_runs_only_the_difference(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from databases import fresh_postgres_database
+from databases import ensure_mariadb, ensure_postgres, fresh_postgres_database
 
 from ademix_sweep.config import load_sweep
 from ademix_sweep.study import (
@@ -73,6 +73,19 @@ def test_bad_storages_give_one_masked_line(url, message):
         open_storage(url)
     text = str(info.value)
     assert text.startswith(message) and "s3cret" not in text and "\n" not in text
+
+
+def test_refused_passwords_give_one_masked_line():
+    ensure_postgres()
+    ensure_mariadb()
+    for url, refusal in (
+        ("mysql+pymysql://root:s3cret@127.0.0.1:3306/test", "Access denied for user 'root'"),
+        ("postgresql+psycopg://nobody:s3cret@127.0.0.1:5432/test", 'role "nobody" does not exist'),
+    ):
+        with pytest.raises(StorageError) as info:
+            open_storage(url)
+        text = str(info.value)
+        assert refusal in text and "s3cret" not in text and "***" in text and "\n" not in text
 
 
 def test_new_study_records_the_sweep_and_a_same_file_resumes(tmp_path):

@@ -88,10 +88,11 @@ def run_workers(
         except (pool.BadSweep, studies.StorageError, studies.SweepMismatch) as exc:
             bad = str(exc) if isinstance(exc, pool.BadSweep) else f"{file}: {exc}"
         else:
-            view.update(stats())
+            final = studies.retrying(stats)  # the database may be coming back from a restart
+            view.update(final)
     if bad:  # after the live view has stopped: the line goes to stderr
         raise bad_input(bad)
-    return code, stats()
+    return code, final
 
 
 def finish(file: str, code: int) -> None:

@@ -169,6 +169,7 @@ def _compare(
     from ademix_sweep import study as studies
     from ademix_sweep import workers as pool
     from ademix_sweep.config import read_sweep
+    from ademix_sweep.objective import fail_dead_local_trials
 
     sweep = _open(file, storage, None)
     try:
@@ -188,6 +189,7 @@ def _compare(
         load_if_exists=True,
     )
     added = cmp.enqueue(runs_study, runs)
+    fail_dead_local_trials(sweep.url, [runs_study.study_name])
     console = Console(stderr=as_json)
     optimizers = tuple(sweep.studies)
     per_optimizer = len(runs) // len(optimizers)

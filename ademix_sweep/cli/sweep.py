@@ -166,6 +166,7 @@ def _run(
     from ademix_sweep import study as studies
     from ademix_sweep import workers as pool
     from ademix_sweep.config import read_sweep
+    from ademix_sweep.objective import fail_dead_local_trials
 
     if trials is not None:
         overrides = [*overrides, f"budget.trials={trials}"]
@@ -184,6 +185,7 @@ def _run(
         for opt in optimizers:
             loaded[opt] = studies.create_or_resume(store, cfg, opt, None)
             loaded[opt].set_user_attr(studies.BUDGET_ATTR, budget)
+        fail_dead_local_trials(url, [studies.study_name(cfg.name, opt) for opt in optimizers])
 
     console = Console()
     console.print(
