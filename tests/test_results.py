@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from databases import ensure_mariadb
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 from rich.console import Console
@@ -155,6 +156,16 @@ def test_missing_sweeps_and_bad_options_exit_2_with_one_line(tmp_path, args, mes
     assert out.returncode == 2, out.stderr
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1 and "pw@" not in out.stderr
     assert not (tmp_path / "runs").exists()  # reading never creates a database
+
+
+def test_a_refused_password_exits_2_masked(tmp_path):
+    ensure_mariadb()
+    (tmp_path / "rb.yaml").write_text(SWEEP)
+    for command in ("status", "run"):
+        out = cli(tmp_path, command, "rb.yaml", "--storage", "mysql+pymysql://root:s3cret@127.0.0.1:3306/test")
+        assert out.returncode == 2, out.stderr
+        assert "root:***@127.0.0.1:3306/test: cannot connect" in out.stderr and "Access denied" in out.stderr
+        assert "s3cret" not in out.stdout + out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
 def test_a_storage_without_the_sweep_or_its_trials_exits_2(tmp_path):
