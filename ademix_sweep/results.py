@@ -23,7 +23,6 @@ from .config import read_sweep
 from .study import ATTR, BUDGET_ATTR, mask_url, open_storage, resolve_storage_url, study_name
 
 OPTIMIZERS = ("ademamix", "adamw")
-RESOLVED = ("beta1", "beta2", "beta3", "t_alpha_beta3_steps")  # user attributes: the plain values
 COLUMNS = (
     "optimizer",
     "number",
@@ -151,15 +150,15 @@ def all_rows(sweep: Sweep) -> tuple[list[str], list[dict[str, Any]]]:
     return [*COLUMNS, *params], [{c: row.get(c) for c in (*COLUMNS, *params)} for row in rows]
 
 
-def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The finished trial with the lowest finite value (diverged ones never win)."""
-    good = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _finite(t.value)]
-    return min(good, key=lambda t: (t.value, t.number)) if good else None
-
-
 def top_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
+    """The k complete trials with the lowest finite values (diverged ones never win)."""
     good = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _finite(t.value)]
     return sorted(good, key=lambda t: (t.value, t.number))[:k]
+
+
+def best_trial(study: optuna.Study) -> FrozenTrial | None:
+    top = top_trials(study, 1)
+    return top[0] if top else None
 
 
 def _finite(value: float | None) -> bool:

@@ -8,28 +8,16 @@ import time
 import pytest
 from databases import fresh_postgres_database
 from optuna.trial import TrialState
-from sweeprun import assert_sound, run, studies
-
-SWEEP = """\
-name: rb
-seed: 0
-budget: {{trials: {trials}}}
-sampler: {{type: random}}
-pruner: {{type: none}}
-task: {{kind: rosenbrock, step_pause_s: 0.005}}  # 20 steps: about 0.1 s, mostly waiting
-train: {{steps: 20, eval_every: 10, schedule: constant, grad_clip: null}}
-optimizers:
-  adamw: {{lr: {{log_uniform: [1.0e-3, 1.0e-1]}}, weight_decay: 0.0}}
-  ademamix: {{lr: {{log_uniform: [1.0e-3, 1.0e-1]}}, alpha: {{uniform: [1, 8]}}, weight_decay: 0.0}}
-"""
-
+from sweeprun import assert_sound, run, studies, sweep_file
 
 pytestmark = pytest.mark.load
+PADDED = "task: {kind: rosenbrock, step_pause_s: 0.005}"
 
 
 def _sweep(folder, trials: int):
-    path = folder / "rb.yaml"
-    path.write_text(SWEEP.format(trials=trials))
+    """20 Rosenbrock steps padded to 5 ms each: a trial of about 0.1 s, mostly waiting."""
+    path = sweep_file(folder, trials=trials, steps=20, eval_every=10)
+    path.write_text(path.read_text().replace("task: {kind: rosenbrock}", PADDED))
     return path
 
 
