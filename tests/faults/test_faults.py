@@ -185,3 +185,22 @@ def test_a_second_run_with_a_changed_file_is_refused_while_the_first_goes_on(tmp
     assert len(other.stderr.strip().splitlines()) == 1
     assert proc.returncode == 0, err
     assert_sound(url, LONG["trials"])
+
+
+def test_a_replacement_worker_that_reads_a_changed_file_stops_the_sweep_cleanly(tmp_path):
+    sweep, url = sweep_file(tmp_path, **LONG), _url(tmp_path)
+    original = sweep.read_text()
+    with start(sweep, "--workers", "2") as proc:
+        victim = wait_for_running(url, proc)
+        sweep.write_text(original.replace("uniform: [1, 8]", "uniform: [1, 9]"))  # edited mid-sweep
+        os.kill(victim.user_attrs["worker_pid"], signal.SIGKILL)  # its replacement reads the new file
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, err
+    assert "different settings: optimizers.ademamix.alpha" in err and len(err.strip().splitlines()) == 1
+    for study in studies(url).values():
+        assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    before = finished_trials(url)
+    sweep.write_text(original)
+    out = run(sweep, "--workers", "2", timeout=400)
+    assert out.returncode == 0, out.stderr
+    assert_sound(url, LONG["trials"], before)
