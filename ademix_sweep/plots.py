@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import optuna
 from matplotlib.figure import Figure
@@ -30,8 +31,7 @@ def _finite(t: FrozenTrial) -> bool:
 
 
 def best_so_far(studies: Studies) -> Figure | None:
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     drawn = False
     for opt, study in studies.items():
         ended = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete and t.datetime_start]
@@ -52,8 +52,7 @@ def best_so_far(studies: Studies) -> Figure | None:
 
 
 def best_curves(studies: Studies) -> Figure | None:
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     drawn = False
     for opt, study in studies.items():
         best = best_trial(study)
@@ -67,8 +66,7 @@ def best_curves(studies: Studies) -> Figure | None:
 
 
 def lr_sensitivity(studies: Studies) -> Figure | None:
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     drawn = False
     finite = [t.value for s in studies.values() for t in s.get_trials(deepcopy=False) if _finite(t)]
     ceiling = max(finite) if finite else 1.0
@@ -99,8 +97,7 @@ def alpha_beta3(studies: Studies) -> Figure | None:
             points.append((hp["alpha"], 1.0 - hp["beta3"], t.value))
     if len({(a, b) for a, b, _ in points}) < 2:
         return None  # alpha and beta3 were not both searched
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
+    fig, ax = _axes()
     dots = ax.scatter([p[0] for p in points], [p[1] for p in points], c=[p[2] for p in points], cmap="viridis_r", s=28)
     fig.colorbar(dots, ax=ax, label="final validation loss")
     ax.set_yscale("log")
@@ -109,10 +106,15 @@ def alpha_beta3(studies: Studies) -> Figure | None:
     return fig
 
 
-def _done(fig: Figure, ax: object, drawn: bool) -> Figure | None:
+def _axes() -> tuple[Figure, Any]:
+    fig = Figure(figsize=(7, 4.5))
+    return fig, fig.add_subplot()
+
+
+def _done(fig: Figure, ax: Any, drawn: bool) -> Figure | None:
     if not drawn:
         return None
-    ax.legend()  # type: ignore[attr-defined]
+    ax.legend()
     fig.tight_layout()
     return fig
 

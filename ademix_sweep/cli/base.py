@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -102,3 +103,13 @@ def finish(file: str, code: int) -> None:
     elif code == 1:
         typer.echo(f"{file}: workers stopped: repeated trial failures, or a worker that could not start", err=True)
     raise typer.Exit(code)
+
+
+@contextmanager
+def ctrl_c_exits_130(file: str) -> Iterator[None]:
+    """Ctrl-C before the workers take over (imports, storage checks): exit 130 with one line."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.echo(f"{file}: interrupted before the workers started", err=True)
+        raise typer.Exit(130) from None

@@ -16,7 +16,18 @@ import typer
 from rich.console import Console
 
 from ademix_sweep import report_results
-from ademix_sweep.cli.base import Devices, PerDevice, Storage, Workers, app, bad_input, finish, plan, run_workers
+from ademix_sweep.cli.base import (
+    Devices,
+    PerDevice,
+    Storage,
+    Workers,
+    app,
+    bad_input,
+    ctrl_c_exits_130,
+    finish,
+    plan,
+    run_workers,
+)
 from ademix_sweep.yamlio import SweepFileError
 
 if TYPE_CHECKING:
@@ -146,11 +157,8 @@ def compare(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
 ) -> None:
     """Re-train each optimizer's best configuration(s) on the same K seeds; paired statistics."""
-    try:
+    with ctrl_c_exits_130(file):
         _compare(file, storage, seeds, top_k, workers, devices, per_device, as_json)
-    except KeyboardInterrupt:
-        typer.echo(f"{file}: interrupted before the workers started", err=True)
-        raise typer.Exit(130) from None
 
 
 def _compare(

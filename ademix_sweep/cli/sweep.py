@@ -20,6 +20,7 @@ from ademix_sweep.cli.base import (
     Workers,
     app,
     bad_input,
+    ctrl_c_exits_130,
     finish,
     plan,
     run_workers,
@@ -144,11 +145,8 @@ def run(
     overrides: Overrides = None,
 ) -> None:
     """Run a sweep (or resume it): both optimizers, equal budgets, one worker per GPU or CPU slot."""
-    try:
+    with ctrl_c_exits_130(file):
         _run(file, storage, trials, workers, devices, per_device, list(overrides or []))
-    except KeyboardInterrupt:
-        typer.echo(f"{file}: interrupted before the workers started", err=True)
-        raise typer.Exit(130) from None
 
 
 def _run(
