@@ -28,8 +28,9 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from .objective import COMPARE, run_key
+from .objective import run_key
 from .results import hyperparameters, top_trials
+from .retries import COMPARE
 
 SEED_OFFSET = 1000
 BOOTSTRAP = 10_000

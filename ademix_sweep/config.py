@@ -3,6 +3,7 @@ the schema; ``docs/sweep-file.md`` documents it field by field."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -41,6 +42,27 @@ ALPHA = param(Rule("alpha", 0.0))
 DECAY = param(Rule("weight_decay", 0.0))
 EPS = param(Rule("eps", 0.0, low_open=True))
 T_WARM = param(Rule("t_alpha_beta3", 0.0))
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(raw: Any) -> Any:
+    """Seconds from a number or a duration such as "90s", "30m", "2h", "1h30m"."""
+    if raw is None or (isinstance(raw, int | float) and not isinstance(raw, bool)):
+        return raw
+    text = raw.strip().replace(" ", "") if isinstance(raw, str) else ""
+    if text and _DURATION.sub("", text) == "":
+        return float(sum(float(n) * _UNIT_S[unit] for n, unit in _DURATION.findall(text)))
+    raise fail(f"{raw!r} is not a duration (expected seconds, or a duration like 90s, 30m, 2h or 1h30m)")
+
+
+Duration = Annotated[
+    float | None,
+    BeforeValidator(parse_duration),
+    WithJsonSchema({"anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string"}, {"type": "null"}]}),
+]
 
 
 def const(value: Any) -> Any:
@@ -135,6 +157,9 @@ class Train(Strict):
     compile: bool = False
     divergence_factor: float | None = Field(
         4.0, gt=1.0, description="Divergence: a loss above this many times the first step's (null: only NaN/inf)."
+    )
+    timeout: Duration = Field(
+        None, gt=0, description="Per trial: one running longer is stopped and failed as timeout (e.g. 2h; null: none)."
     )
 
     @model_validator(mode="before")

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from .retries import COMPARE, FAILURE, INTERRUPTED
 from .space import sample_hparams
-from .study import open_storage
 
 if TYPE_CHECKING:  # train imports torch: the parent of the workers does without it
     from .train import Job, Progress
@@ -34,7 +34,6 @@ if TYPE_CHECKING:  # train imports torch: the parent of the workers does without
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 PROGRESS_EVERY_S = 0.5
-COMPARE = "compare"  # the user attribute that names a compare run: optimizer, source_trial, rank, seed, params
 
 
 class Surplus(Exception):
@@ -65,77 +64,6 @@ def within_budget(study: optuna.Study, number: int, budget: int) -> bool:
     return sum(t.number < number for t in counted(study)) < budget
 
 
-def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Add a WAITING copy of a failed trial (same parameters), as Optuna's retry callback does."""
-    history = [*trial.system_attrs.get("retry_history", []), trial.number]
-    system_attrs = {
-        **trial.system_attrs,
-        "failed_trial": trial.system_attrs.get("failed_trial", trial.number),
-        "retry_history": history,
-    }
-    keep = {k: v for k, v in trial.user_attrs.items() if k == COMPARE}  # what a compare run is
-    study.add_trial(
-        optuna.create_trial(
-            state=TrialState.WAITING,
-            params=trial.params,
-            distributions=trial.distributions,
-            user_attrs=keep,
-            system_attrs=system_attrs,
-        )
-    )
-
-
-def fail_trials_of(storage_url: str, names: list[str], pid: int, reason: str) -> list[tuple[str, int]]:
-    """After a worker process of this host ended abnormally: fail its RUNNING trials, and re-queue
-    them and any trial it failed on its way out (a second Ctrl-C) that is not re-queued yet."""
-    host = socket.gethostname()
-    done = []
-    storage = open_storage(storage_url)
-    for name in names:
-        study = optuna.load_study(storage=storage, study_name=name)
-        trials = study.get_trials(deepcopy=False)
-        requeued = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
-        for t in trials:
-            mine = t.user_attrs.get("worker_pid") == pid and t.user_attrs.get("worker_host") == host
-            if not mine or t.number in requeued:
-                continue
-            tid = t._trial_id  # Optuna's storage API takes trial ids
-            if t.state == TrialState.RUNNING:
-                storage.set_trial_user_attr(tid, "failure", reason)  # attributes first: a FAIL trial is frozen
-                if not storage.set_trial_state_values(tid, TrialState.FAIL):
-                    continue
-            elif not (t.state == TrialState.FAIL and t.user_attrs.get("failure") in (None, "interrupted")):
-                continue
-            requeue(study, storage.get_trial(tid))
-            done.append((name, t.number))
-    storage.engine.dispose()
-    return done
-
-
-def fail_dead_local_trials(storage_url: str, names: list[str]) -> list[tuple[str, int]]:
-    """RUNNING trials of this host whose worker process is gone (a run killed with its workers):
-    failed and re-queued now, instead of after the heartbeat's grace period."""
-    host, dead = socket.gethostname(), set()
-    storage = open_storage(storage_url)
-    for name in names:
-        for t in optuna.load_study(storage=storage, study_name=name).get_trials(states=(TrialState.RUNNING,)):
-            pid = t.user_attrs.get("worker_pid")
-            if t.user_attrs.get("worker_host") == host and isinstance(pid, int) and not _alive(pid):
-                dead.add(pid)
-    storage.engine.dispose()
-    return [done for pid in sorted(dead) for done in fail_trials_of(storage_url, names, pid, "worker died")]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
 Event = Callable[[dict[str, Any]], None]
 
 
@@ -153,7 +81,7 @@ def make_objective(
     def objective(trial: Trial) -> float:
         base = _start(trial, job, worker, job.cfg.seed)
         if not within_budget(study, trial.number, budget):
-            trial.set_user_attr("failure", "surplus")
+            trial.set_user_attr(FAILURE, "surplus")
             raise Surplus
         hparams = sample_hparams(trial, space, job.cfg.train.steps)
         return _run(trial, job, hparams, job.cfg.seed, base, emit, stopping, lambda: _check_end(study, trial, budget))
@@ -175,7 +103,7 @@ def make_compare_objective(
         job = jobs[run["optimizer"]] if run else next(iter(jobs.values()))
         base = _start(trial, job, worker, run["seed"] if run else None)
         if run is None or _taken(study, trial.number, run):
-            trial.set_user_attr("failure", "surplus")  # no run left, or another copy of it ran
+            trial.set_user_attr(FAILURE, "surplus")  # no run left, or another copy of it ran
             raise Surplus
         space = job.cfg.optimizers.spaces()[job.optimizer]
         hparams = sample_hparams(optuna.trial.FixedTrial(run["params"]), space, job.cfg.train.steps)
@@ -205,7 +133,7 @@ def _start(trial: Trial, job: Job, worker: Worker, seed: int | None) -> dict[str
         ("worker_pid", worker.pid),
         ("worker_rank", worker.rank),
         ("device", worker.device),
-        ("failure", None),
+        (FAILURE, None),
         ("seed", seed),
     ):
         trial.set_user_attr(key, value)
@@ -259,7 +187,7 @@ def _run(
         )
     except Diverged as exc:
         trial.set_user_attr("diverged_step", exc.step)
-        trial.set_user_attr("failure", f"diverged: {exc.reason}")
+        trial.set_user_attr(FAILURE, f"diverged: {exc.reason}")
         trial.set_user_attr("train_curve", exc.curves["train"])
         _ended(check_end, emit, base)
         emit({**base, "event": "diverged", "step": exc.step, "reason": exc.reason})
@@ -269,10 +197,10 @@ def _run(
         emit({**base, "event": "pruned", "value": last[-1] if last else None})
         raise
     except Interrupted:
-        trial.set_user_attr("failure", "interrupted")
+        trial.set_user_attr(FAILURE, INTERRUPTED)
         raise
     except Exception as exc:
-        trial.set_user_attr("failure", f"{type(exc).__name__}: {exc}"[:500])
+        trial.set_user_attr(FAILURE, f"{type(exc).__name__}: {exc}"[:500])
         emit({**base, "event": "failed", "reason": f"{type(exc).__name__}: {exc}"})
         raise
     for key, value in (
@@ -300,5 +228,5 @@ def _ended(check_end: Callable[[], None], emit: Event, base: dict[str, Any]) -> 
 
 def _check_end(study: optuna.Study, trial: Trial, budget: int) -> None:
     if not within_budget(study, trial.number, budget):
-        trial.set_user_attr("failure", "surplus")
+        trial.set_user_attr(FAILURE, "surplus")
         raise Surplus

@@ -20,7 +20,8 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
 from .config import read_sweep
-from .study import ATTR, BUDGET_ATTR, mask_url, open_storage, resolve_storage_url, study_name
+from .storage import mask_url, open_storage, resolve_storage_url, storage_errors
+from .study import ATTR, BUDGET_ATTR, study_name
 
 OPTIMIZERS = ("ademamix", "adamw")
 COLUMNS = (
@@ -67,12 +68,13 @@ def open_sweep(file: str | None, storage: str | None, name: str | None, override
         optimizers = OPTIMIZERS
     _check_sqlite_exists(url)
     store = open_storage(url)
-    names = set(optuna.get_all_study_names(storage=store))
-    studies = {
-        opt: optuna.load_study(storage=store, study_name=study_name(name, opt))
-        for opt in optimizers
-        if study_name(name, opt) in names
-    }
+    with storage_errors(url):
+        names = set(optuna.get_all_study_names(storage=store))
+        studies = {
+            opt: optuna.load_study(storage=store, study_name=study_name(name, opt))
+            for opt in optimizers
+            if study_name(name, opt) in names
+        }
     if not studies:
         sweeps = sorted({n.rsplit(".", 1)[0] for n in names if n.rsplit(".", 1)[-1] in OPTIMIZERS})
         found = f"sweeps there: {', '.join(sweeps)}" if sweeps else "it holds no sweep"

@@ -1,4 +1,4 @@
-"""Storages, study naming and metadata, the heartbeat, and the check that a resumed sweep is the same.
+"""Study naming and metadata, samplers and pruners, and the check that a resumed sweep is the same.
 
 One Optuna study per optimizer, ``<name>.ademamix`` and ``<name>.adamw``, in one storage. Each
 study's user attributes hold ``ademix_sweep``: the parts of the sweep file that change results
@@ -11,80 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import random
-import sqlite3
-import time
-import warnings
-from collections.abc import Callable
 from importlib import metadata
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import optuna
-import sqlalchemy.exc
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from sqlalchemy.engine import make_url
+from optuna.storages import RDBStorage
 
 from . import __version__
 from .config import SweepConfig
 from .space import grid_space
 
-ENV_STORAGE = "ADEMIX_SWEEP_STORAGE"
 ATTR = "ademix_sweep"
 BUDGET_ATTR = "ademix_sweep_budget"  # the last run's budget.trials, for readers without the file
-HEARTBEAT_S = 20  # a running trial's heartbeat; stale (worker presumed dead) after GRACE_S
-GRACE_S = 60
-MAX_RETRY = 3  # a trial whose worker died is re-queued this many times at most
-SQLITE_TIMEOUT_S = 60.0
-CREATE_ATTEMPTS = 6
-OUTAGE_S = 300.0  # how long workers wait for a database that went away (a restart, a failover)
-
-
-T = TypeVar("T")
-
-
-class StorageError(Exception):
-    """A storage that cannot be used; the message is one line, with any password masked."""
-
-
-def is_storage_outage(exc: BaseException) -> bool:
-    """A lost or refused database connection (as opposed to a bad query or a bug)."""
-    while exc is not None:
-        if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
-            return True
-        if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
-            return True
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return False
-
-
-def retrying(fn: Callable[[], T], *, wait_s: float = OUTAGE_S, on_wait: Callable[[str], None] | None = None) -> T:
-    """``fn()``, retried with backoff while the database is unreachable, for up to ``wait_s``."""
-    deadline, pause = time.monotonic() + wait_s, 0.5
-    while True:
-        try:
-            return fn()
-        except Exception as exc:
-            if not is_storage_outage(exc) or time.monotonic() + pause > deadline:
-                raise
-            if on_wait is not None:
-                on_wait(_first_line(exc))
-            time.sleep(pause)
-            pause = min(pause * 2, 10.0)
-
-
-class SweepStorage(RDBStorage):
-    """Optuna's RDBStorage whose heartbeat survives a short database outage: a failed beat is
-    skipped, not fatal (Optuna's heartbeat thread ends at its first exception, and the trial is
-    then failed as stale while it still trains)."""
-
-    def record_heartbeat(self, trial_id: int) -> None:
-        try:
-            super().record_heartbeat(trial_id)
-        except Exception as exc:
-            if not is_storage_outage(exc):
-                raise
 
 
 class SweepMismatch(Exception):
@@ -100,109 +38,12 @@ def compare_study_name(name: str) -> str:
     return f"{name}.compare"
 
 
-def resolve_storage_url(cli: str | None, in_file: str | None, name: str, env: dict[str, str] | None = None) -> str:
-    """``--storage``, else the file's ``storage:``, else $ADEMIX_SWEEP_STORAGE, else
-    ``sqlite:///runs/<name>.db`` (relative to the working directory)."""
-    env = os.environ if env is None else env
-    return cli or in_file or env.get(ENV_STORAGE) or f"sqlite:///runs/{name}.db"
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (also when the URL does not parse)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # malformed: mask anything between "user:" and "@"
-        scheme, sep, rest = url.partition("://")
-        if not sep or "@" not in rest:
-            return url
-        creds, _, host = rest.rpartition("@")
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-
-
-def open_storage(
-    url: str, *, heartbeat_s: int = HEARTBEAT_S, grace_s: int = GRACE_S, max_retry: int = MAX_RETRY
-) -> RDBStorage:
-    """An Optuna RDBStorage with a heartbeat that fails and re-queues trials of dead workers.
-
-    SQLite gets its folder created, WAL journaling (readers never block the writer) and a 60 s
-    lock wait. Raises StorageError (password masked) for a malformed, unreachable or refused URL.
-    """
-    shown = mask_url(url)
-    try:
-        parsed = make_url(url)
-    except sqlalchemy.exc.ArgumentError:
-        raise StorageError(
-            f"storage {shown}: not a database URL (expected e.g. sqlite:///runs/x.db or "
-            "postgresql+psycopg://user@host/db)"
-        ) from None
-    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}  # a server restart leaves dead pooled connections
-    if parsed.get_backend_name() == "sqlite":
-        _prepare_sqlite(parsed.database, shown)
-        engine_kwargs = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
-    try:
-        for attempt in range(CREATE_ATTEMPTS):
-            try:
-                with warnings.catch_warnings():  # the heartbeat is "experimental" in Optuna 5; we rely on it
-                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                    return SweepStorage(
-                        url,
-                        engine_kwargs=engine_kwargs,
-                        heartbeat_interval=heartbeat_s,
-                        grace_period=grace_s,
-                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-                    )
-            except sqlalchemy.exc.DatabaseError as exc:
-                # Machines starting one new sweep together race to create Optuna's tables.
-                if attempt + 1 == CREATE_ATTEMPTS or not _transient(exc):
-                    raise
-                time.sleep(0.2 + random.random() * (attempt + 1))
-        raise AssertionError("unreachable")
-    except (ImportError, sqlalchemy.exc.NoSuchModuleError) as exc:
-        raise StorageError(
-            f'storage {shown}: no database driver ({_first_line(exc)}; expected: pip install "ademix-sweep[db]")'
-        ) from None
-    except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
-        raise StorageError(f"storage {shown}: cannot connect ({_first_line(exc, url)})") from None
-
-
-def _transient(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return any(word in text for word in ("already exists", "duplicate", "database is locked", "deadlock"))
-
-
-def _prepare_sqlite(database: str | None, shown: str) -> None:
-    if not database or database == ":memory:":
-        raise StorageError(f"storage {shown}: an in-memory SQLite database (expected a file: sqlite:///path.db)")
-    path = Path(database)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S) as conn:  # WAL persists in the file
-            conn.execute("PRAGMA journal_mode=WAL")
-    except (OSError, sqlite3.Error) as exc:
-        raise StorageError(f"storage {shown}: cannot open {path} ({exc})") from None
-
-
-def _first_line(exc: BaseException, secret_url: str | None = None) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
-    if secret_url:
-        password = _password(secret_url)
-        if password:
-            line = line.replace(password, "***")
-    return line
-
-
-def _password(url: str) -> str | None:
-    try:
-        return make_url(url).password  # type: ignore[return-value]
-    except Exception:
-        return None
+OPERATIONAL = ("timeout",)  # train fields that change how trials are run, not their results
 
 
 def identity(cfg: SweepConfig, optimizer: str) -> dict[str, Any]:
     """What a study's results depend on: seed, metric, search, task, training and the optimizer's
-    space. Not the name, storage or budget."""
+    space. Not the name, storage, budget or ``train.timeout``."""
     space = cfg.optimizers.spaces()[optimizer]
     return {
         "optimizer": optimizer,
@@ -211,7 +52,7 @@ def identity(cfg: SweepConfig, optimizer: str) -> dict[str, Any]:
         "sampler": cfg.sampler.model_dump(mode="json"),
         "pruner": cfg.pruner.model_dump(mode="json"),
         "task": cfg.task.model_dump(mode="json"),
-        "train": cfg.train.model_dump(mode="json"),
+        "train": cfg.train.model_dump(mode="json", exclude=set(OPERATIONAL)),
         "space": {field: [dist.kind, list(dist.values)] for field, dist in space},
     }
 

@@ -13,48 +13,41 @@ import dataclasses
 import os
 import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
+from contextlib import suppress
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
+from .contract import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_STORAGE, STOP_GRACE_S, Slot, Spec
 from .objective import (
-    COMPARE,
     Interrupted,
     Surplus,
     Worker,
     counted,
-    fail_trials_of,
     finished,
     make_compare_objective,
     make_objective,
-    requeue,
 )
-from .study import (
-    StorageError,
-    SweepMismatch,
-    compare_study_name,
-    create_or_resume,
-    is_storage_outage,
-    open_storage,
-    retrying,
-)
+from .retries import COMPARE, INTERRUPTED, fail_trials_of, requeue, requeue_stale
+from .storage import StorageError, failure_message, is_storage_outage, open_storage, retrying, storage_failure
+from .study import SweepMismatch, compare_study_name, create_or_resume
 from .yamlio import SweepFileError
 
 if TYPE_CHECKING:
     from .train import Job
-    from .workers import Slot, Spec
 
 MAX_CONSECUTIVE_FAILURES = 3  # a worker whose trials keep failing (not diverging) gives up
 WAIT_S = 0.25
 STALE_CHECK_S = 5.0
-EXIT_BAD_INPUT = 2
-EXIT_GAVE_UP = 3
+ORPHAN_CHECK_S = 0.5
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -65,13 +58,15 @@ def worker_main(spec: Spec, slot: Slot, events: Any, shared_stop: Any) -> None:
     ``events`` is this worker's own pipe to the parent and ``shared_stop`` a lock-free shared
     flag: a worker killed at any moment cannot leave a lock held that the others need.
     """
+    emit = _emitter(events, slot.rank)
+    stop = _Stop(shared_stop)
+    _watch_parent(spec, stop)
     import torch
 
     torch.set_num_threads(slot.threads)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # trial events are reported by the parent
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # heartbeat APIs
     interrupts = [0]
-    stop = _Stop(shared_stop)
 
     def on_sigint(signum: int, frame: Any) -> None:
         interrupts[0] += 1
@@ -81,10 +76,14 @@ def worker_main(spec: Spec, slot: Slot, events: Any, shared_stop: Any) -> None:
 
     signal.signal(signal.SIGINT, on_sigint)
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    emit = _emitter(events, slot.rank)
     try:
         _work(spec, slot, emit, stop)
         code = 0
+    except Exception as exc:
+        if storage_failure(exc) is None:
+            raise
+        emit({"event": "storage_failed", "message": failure_message(spec.storage, exc)})
+        code = EXIT_STORAGE
     except KeyboardInterrupt:
         emit({"event": "worker_exit", "reason": "interrupted"})
         code = 130
@@ -93,6 +92,24 @@ def worker_main(spec: Spec, slot: Slot, events: Any, shared_stop: Any) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # everything is in the storage: skip tearing down torch's modules (about 1 s)
+
+
+def _watch_parent(spec: Spec, stop: _Stop) -> None:
+    """A thread that stops this worker when its parent is gone (killed, crashed, out of memory):
+    at once the worker stops as after one Ctrl-C; a trial that reaches no evaluation within
+    STOP_GRACE_S is failed and re-queued here, and the worker ends. No worker outlives its parent."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK_S)
+        stop.set()
+        time.sleep(STOP_GRACE_S)
+        with suppress(Exception):  # the storage may be what failed: the next run's start-up re-queues
+            fail_trials_of(spec.storage, spec.study_names(), os.getpid(), INTERRUPTED)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="ademix-parent-watch", daemon=True).start()
 
 
 class _Stop:
@@ -124,7 +141,7 @@ def _setup(spec: Spec, slot: Slot, emit: Emit) -> tuple[dict[str, Job], dict[str
 
     try:
         base = prepare_job(spec.file, spec.optimizers[0], (), spec.overrides, slot.device)
-        storage = open_storage(spec.storage, heartbeat_s=spec.heartbeat_s, grace_s=spec.grace_s)
+        storage = open_storage(spec.storage, heartbeat_s=spec.heartbeat_s, grace_s=spec.grace_s, on_stale=requeue_stale)
         studies = {
             opt: create_or_resume(storage, base.cfg, opt, base.task.fingerprint, rank=slot.rank)
             for opt in spec.optimizers
@@ -171,8 +188,8 @@ def _trials(
     """Trials one at a time: ``pick`` gives the next (study, objective), "wait" or None (done).
     A database outage is waited out (up to study.OUTAGE_S); a trial it broke is re-queued."""
     names = [study.study_name for study in watched]
-    failures, turn, parent, stale_check = 0, worker.rank, os.getppid(), 0.0
-    while not stop.is_set() and os.getppid() == parent:  # an orphan finishes its trial, then stops
+    failures, turn, stale_check = 0, worker.rank, 0.0
+    while not stop.is_set():
         choice = retrying(partial(pick, turn), on_wait=lambda why: emit({"event": "storage_wait", "reason": why}))
         if choice is None:
             break
@@ -188,7 +205,7 @@ def _trials(
         try:
             study.optimize(objective, n_trials=1)
             failures = 0
-        except Surplus:
+        except (Surplus, UpdateFinishedTrialError):  # no slot left; or failed elsewhere as stale, and re-queued
             continue
         except Interrupted:
             trial = _my_last_trial(study, worker)
@@ -196,6 +213,8 @@ def _trials(
             emit({"event": "interrupted", "optimizer": _optimizer_of(study, trial), "trial": trial.number})
             break
         except Exception as exc:
+            if storage_failure(exc):
+                raise
             if is_storage_outage(exc):  # the database went away mid-trial: put the trial back once it is back
                 retrying(partial(fail_trials_of, url, names, os.getpid(), "storage connection lost"))
                 continue
@@ -234,9 +253,15 @@ def _my_last_trial(study: optuna.Study, worker: Worker) -> optuna.trial.FrozenTr
 
 
 def choose(studies: dict[str, optuna.Study], budget: int, turn: int) -> str | None:
-    """The optimizer to run next: the one with the most free budget (alternating on ties);
-    "wait" when every slot is taken but not yet finished; None when all budgets are finished."""
-    free = {opt: budget - len(counted(study)) for opt, study in studies.items()}
+    """The optimizer to run next: the one with the most work left, free budget slots and waiting
+    (re-queued) trials alike (alternating on ties); "wait" when every slot is taken by a running
+    trial; None when all budgets are finished. A waiting trial holds a slot that only running it
+    can fill: it is work, never a reason to wait."""
+    free = {}
+    for opt, study in studies.items():
+        trials = counted(study)
+        waiting = sum(t.state == TrialState.WAITING for t in trials)
+        free[opt] = budget - len(trials) + waiting
     open_ = [opt for opt in studies if free[opt] > 0]
     if open_:
         order = open_[turn % len(open_) :] + open_[: turn % len(open_)]

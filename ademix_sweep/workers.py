@@ -1,14 +1,22 @@
-"""Worker processes: one per device slot, the parent's watch over them, and Ctrl-C.
+"""The parent of the workers: start one per device slot, watch them, and stop them.
 
 Each worker is a spawned process with its own ``CUDA_VISIBLE_DEVICES`` (one GPU, seen as
 ``cuda``) or its share of the CPU threads; what it does inside is in ``trial_loop``. A worker
 that reports bad input while setting up (``setup_failed``) stops the sweep: ``run_sweep`` raises
 BadSweep with its one-line message once every worker has ended.
 
-The parent watches: a worker that dies has its running trial failed and re-queued at once and is
-replaced. Ctrl-C once: no new trials; running ones stop at their next evaluation, are failed as
-``interrupted`` and re-queued for the next run. Twice: workers are killed and their trials failed
-and re-queued by the parent. Either way nothing stays RUNNING.
+The parent watches:
+
+- a worker that dies has its running trial failed and re-queued at once and is replaced; a trial
+  that kills its worker twice is failed for good (``retries``), and a slot whose workers die
+  MAX_ABNORMAL_IN_A_ROW times in a row is not refilled;
+- a trial running past ``train.timeout`` has its worker killed; it is failed as ``timeout`` (not
+  re-queued: it would hang again) and the worker replaced;
+- Ctrl-C or SIGTERM once: no new trials; running ones stop at their next evaluation, are failed
+  as ``interrupted`` and re-queued. Those that reach none within STOP_GRACE_S, and all of them
+  at a second Ctrl-C, are stopped by killing their workers, then failed and re-queued here.
+  Either way nothing stays RUNNING; the exit code is 130 (SIGINT) or 143 (SIGTERM);
+- a storage that fails for good (a full disk) stops the sweep with its one-line reason.
 """
 
 from __future__ import annotations
@@ -22,13 +30,28 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from functools import partial
-from importlib import metadata
 from typing import Any
 
-from .objective import fail_trials_of
-from .study import StorageError, compare_study_name, retrying, study_name
-from .trial_loop import EXIT_BAD_INPUT, EXIT_GAVE_UP, worker_main
+from .contract import (
+    EXIT_BAD_INPUT,
+    EXIT_GAVE_UP,
+    EXIT_INTERRUPTED,
+    EXIT_STORAGE,
+    EXIT_TERMINATED,
+    STOP_GRACE_S,
+    Slot,
+    Spec,
+)
+from .retries import INTERRUPTED, fail_trials_of
+from .storage import OUTAGE_S, StorageError, checkpoint_sqlite, failure_message, retrying, storage_failure
+from .trial_loop import worker_main
+
+MAX_ABNORMAL_IN_A_ROW = 3  # a slot whose trials end this many times in a row by death or timeout is given up
+CHECKPOINT_S = 60.0  # how often a SQLite storage's write-ahead log is folded back
+STOP_CODES = (EXIT_INTERRUPTED, EXIT_TERMINATED, -signal.SIGINT, -signal.SIGTERM)
+FINISHED_EVENTS = ("complete", "pruned", "diverged")
+ENDED_EVENTS = (*FINISHED_EVENTS, "failed", "interrupted", "surplus")
+Event = Callable[[dict[str, Any]], None]
 
 
 class BadSweep(Exception):
@@ -36,194 +59,231 @@ class BadSweep(Exception):
 
 
 @dataclass(frozen=True)
-class Slot:
-    rank: int
-    device: str  # what the worker trains on: "cpu" or "cuda"
-    gpu: str | None  # CUDA_VISIBLE_DEVICES for the worker
-    threads: int
+class Outcome:
+    """How the workers ended: 0 (budgets finished), 1 (gave up; ``reason`` says why), 130 or 143."""
 
-
-@dataclass(frozen=True)
-class Spec:
-    """What every worker needs to rebuild the sweep on its own."""
-
-    file: str
-    name: str
-    overrides: tuple[str, ...]
-    storage: str
-    budget: int
-    optimizers: tuple[str, ...]
-    heartbeat_s: int = 20
-    grace_s: int = 60
-    mode: str = "sweep"  # or "compare": run the compare study's waiting runs
-
-
-def plan_slots(devices: str, workers: int | None, per_device: int, cuda_count: int, cpu_count: int) -> list[Slot]:
-    """Device slots: one per GPU (times ``per_device``), or ``workers`` CPU workers sharing the
-    cores. Raises ValueError with a one-line reason."""
-    if devices == "auto":
-        devices = ",".join(map(str, range(cuda_count))) if cuda_count else "cpu"
-    if devices == "cpu":
-        n = workers or 1
-        return [Slot(rank, "cpu", None, max(1, cpu_count // n)) for rank in range(n)]
-    try:
-        gpus = [int(part) for part in devices.split(",")]
-    except ValueError:
-        raise ValueError(f"--devices {devices}: expected auto, cpu, or GPU numbers like 0,2") from None
-    bad = [g for g in gpus if not 0 <= g < cuda_count] + ([g for g in gpus if gpus.count(g) > 1][:1])
-    if bad:
-        raise ValueError(
-            f"--devices {devices}: GPU {bad[0]} is not available or repeated (this machine has "
-            f"{cuda_count} CUDA device{'s' if cuda_count != 1 else ''})"
-        )
-    if workers is not None:
-        raise ValueError("--workers is for CPU workers (expected --workers-per-device on GPUs)")
-    n = len(gpus) * per_device
-    return [
-        Slot(i * per_device + k, "cuda", str(g), max(1, cpu_count // n))
-        for i, g in enumerate(gpus)
-        for k in range(per_device)
-    ]
-
-
-def visible_gpus() -> int:
-    """CUDA devices torch would see; without importing torch (3 s) on a CPU-only build."""
-    try:
-        version = metadata.version("torch")
-    except metadata.PackageNotFoundError:
-        return 0
-    if version.endswith("+cpu"):
-        return 0
-    import torch
-
-    return torch.cuda.device_count()
+    code: int
+    reason: str = ""
 
 
 def run_sweep(
     spec: Spec,
     slots: list[Slot],
-    on_event: Callable[[dict[str, Any]], None],
+    on_event: Event,
     on_tick: Callable[[], None],
     tick_s: float = 2.0,
     prepare: Callable[[], None] = lambda: None,
-) -> int:
-    """Start the workers and watch them until the budgets are finished.
+) -> Outcome:
+    """Start the workers and watch them until the budgets are finished (or a stop).
 
-    Returns 0 (budgets finished), 130 (Ctrl-C) or 1 (workers gave up on failing trials); raises
-    BadSweep when a worker found bad input. ``prepare`` (the parent's own checks of the storage)
-    runs while the workers start (they take seconds to import torch); if it raises, they are
-    stopped and the exception passes.
+    Raises BadSweep when a worker found bad input. ``prepare`` (the parent's own checks of the
+    storage) runs while the workers start (they take seconds to import torch); if it raises, they
+    are stopped and the exception passes.
     """
-    ctx = mp.get_context("spawn")
-    stop = ctx.RawValue("b", 0)  # lock-free: a killed worker cannot hold it
-    pipes: dict[int, Any] = {}
-    names = (
-        [compare_study_name(spec.name)]
-        if spec.mode == "compare"
-        else [study_name(spec.name, opt) for opt in spec.optimizers]
-    )
-    procs: dict[int, Any] = {}
-    interrupts = [0]
-
-    def on_sigint(signum: int, frame: Any) -> None:
-        interrupts[0] += 1
-        stop.value = 1
-        on_event({"event": "stopping", "count": interrupts[0]})
-        if interrupts[0] > 1:
-            raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    gave_up: list[int] = []
-    ready: set[int] = set()  # ranks whose current process got as far as its first trial
-    bad_input: list[str] = []
-    by_rank = {slot.rank: slot for slot in slots}
-
-    def handle(event: dict[str, Any]) -> None:
-        if event.get("event") == "worker_ready":
-            ready.add(event["rank"])
-        elif event.get("event") == "setup_failed":
-            bad_input.append(event["message"])
-            stop.value = 1  # every worker would fail the same way
-        on_event(event)
-
+    pool = _Pool(spec, slots, on_event)
+    previous = {sig: signal.signal(sig, pool.on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for slot in slots:
-            procs[slot.rank] = _start(ctx, spec, slot, pipes, stop)
+            pool.start(slot)
         prepare()
-        last_tick = 0.0
-        while procs:
-            for event in drain(pipes):
-                handle(event)
-            for rank, proc in list(procs.items()):
-                if proc.is_alive():
-                    continue
-                proc.join()
-                del procs[rank]
-                if proc.exitcode == EXIT_GAVE_UP or (proc.exitcode == EXIT_BAD_INPUT and rank not in ready):
-                    gave_up.append(rank)
-                elif proc.exitcode != 0:
-                    reason = f"worker died (exit code {proc.exitcode})"
-                    requeued = retrying(partial(fail_trials_of, spec.storage, names, proc.pid, reason))
-                    on_event({"event": "worker_died", "rank": rank, "exitcode": proc.exitcode, "requeued": requeued})
-                    if rank not in ready:  # it died setting up: a replacement would too
-                        gave_up.append(rank)
-                    elif not stop.value:
-                        ready.discard(rank)
-                        procs[rank] = _start(ctx, spec, by_rank[rank], pipes, stop)
+        pool.watch(on_tick, tick_s)
+    except BaseException as exc:  # the second Ctrl-C, or a failure here: stop the workers now
+        pool.kill_all(wait=False)
+        if isinstance(exc, KeyboardInterrupt):
+            return Outcome(pool.signal_code())
+        raise
+    finally:
+        # After a stop every trial is already failed and re-queued: another signal, while the summary
+        # prints, ends the process at once rather than with a traceback or a death by signal.
+        for sig, handler in previous.items():
+            signal.signal(sig, _exit_now if pool.signals else handler)
+        pool.handle_all()
+    if pool.bad_input:
+        raise BadSweep(pool.bad_input[0])
+    if pool.signals:
+        return Outcome(pool.signal_code())
+    return Outcome(1, pool.reasons[0]) if pool.reasons else Outcome(0)
+
+
+class _Pool:
+    """The parent's view of its workers: processes, pipes, and the trial each one runs."""
+
+    def __init__(self, spec: Spec, slots: list[Slot], on_event: Event) -> None:
+        self.spec, self.on_event = spec, on_event
+        self.ctx = mp.get_context("spawn")
+        self.stop = self.ctx.RawValue("b", 0)  # lock-free: a killed worker cannot hold it
+        self.by_rank = {slot.rank: slot for slot in slots}
+        self.procs: dict[int, Any] = {}
+        self.pipes: dict[int, Any] = {}
+        self.ready: set[int] = set()  # ranks whose current process got as far as its first trial
+        self.running: dict[int, tuple[float, dict[str, Any]]] = {}  # rank -> (start, its start event)
+        self.abnormal: dict[int, int] = {}  # rank -> trials ended by death or timeout in a row
+        self.signals: list[int] = []
+        self.stop_since: float | None = None
+        self.bad_input: list[str] = []
+        self.reasons: list[str] = []  # why workers gave up, one line each
+
+    # --- signals and stopping ---
+
+    def on_signal(self, signum: int, frame: Any) -> None:
+        self.signals.append(signum)
+        self.request_stop()
+        self.on_event({"event": "stopping", "count": len(self.signals), "signal": signal.Signals(signum).name})
+        if len(self.signals) > 1:
+            raise KeyboardInterrupt
+
+    def signal_code(self) -> int:
+        return EXIT_TERMINATED if self.signals and self.signals[0] == signal.SIGTERM else EXIT_INTERRUPTED
+
+    def request_stop(self) -> None:
+        self.stop.value = 1
+        if self.stop_since is None:
+            self.stop_since = time.monotonic()
+
+    def kill_all(self, *, wait: bool = True) -> None:
+        """Kill every worker now; fail and re-queue their trials (``wait``: through a database outage)."""
+        for proc in self.procs.values():
+            proc.kill()
+        for rank, proc in list(self.procs.items()):
+            proc.join()
+            self._fail(proc.pid, INTERRUPTED, wait=wait)
+            self.running.pop(rank, None)
+        self.procs.clear()
+
+    # --- the watch loop ---
+
+    def watch(self, on_tick: Callable[[], None], tick_s: float) -> None:
+        last_tick = last_checkpoint = time.monotonic()
+        while self.procs:
+            self.handle_all()
+            self.reap()
+            self.enforce_timeout()
+            if self.stop_since is not None and time.monotonic() - self.stop_since > STOP_GRACE_S and self.procs:
+                self.on_event({"event": "stop_forced", "after_s": STOP_GRACE_S})
+                self.kill_all()
             if time.monotonic() - last_tick >= tick_s:
                 with suppress(Exception):  # the figures shown can wait for a database that went away
                     on_tick()
                 last_tick = time.monotonic()
+            if time.monotonic() - last_checkpoint >= CHECKPOINT_S:
+                checkpoint_sqlite(self.spec.storage)
+                last_checkpoint = time.monotonic()
             time.sleep(0.1)
-    except BaseException as exc:  # the second Ctrl-C, or a failure here: stop the workers now
-        for proc in procs.values():
-            proc.kill()
-        for proc in procs.values():
+
+    def handle_all(self) -> None:
+        for event in drain(self.pipes):
+            self.handle(event)
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind, rank = event.get("event"), event.get("rank", -1)
+        if kind == "worker_ready":
+            self.ready.add(rank)
+        elif kind == "start":
+            self.running[rank] = (time.monotonic(), event)
+        elif kind in ENDED_EVENTS:
+            self.running.pop(rank, None)
+            if kind in FINISHED_EVENTS:
+                self.abnormal[rank] = 0
+        elif kind == "setup_failed":
+            self.bad_input.append(event["message"])
+            self.request_stop()  # every worker would fail the same way
+        elif kind == "storage_failed":
+            self.reasons.append(event["message"])
+            self.request_stop()
+        elif kind == "worker_exit" and event.get("reason") not in ("done", INTERRUPTED):
+            self.reasons.append(f"worker {rank}: {event['reason']}")
+        self.on_event(event)
+
+    def reap(self) -> None:
+        """Workers that ended: replaced after a death, unless a stop is under way or the slot gives up."""
+        for rank, proc in list(self.procs.items()):
+            if proc.is_alive():
+                continue
             proc.join()
-            with suppress(StorageError):  # a storage that failed the parent's checks
-                fail_trials_of(spec.storage, names, proc.pid, "interrupted")
-        if isinstance(exc, KeyboardInterrupt):
-            return 130
-        raise
-    finally:
-        # After a Ctrl-C every trial is already failed and re-queued: another one, while the summary
-        # prints, ends the process at once with 130 rather than a traceback or a death by SIGINT.
-        signal.signal(signal.SIGINT, _exit_130 if interrupts[0] else previous)
-        for event in drain(pipes):
-            handle(event)
-    if bad_input:
-        raise BadSweep(bad_input[0])
-    if interrupts[0]:
-        return 130
-    return 1 if gave_up else 0
+            del self.procs[rank]
+            self.running.pop(rank, None)
+            code = proc.exitcode
+            if code in (0, EXIT_GAVE_UP, EXIT_STORAGE) or (code == EXIT_BAD_INPUT and rank not in self.ready):
+                continue
+            stopped = bool(self.signals) and code in STOP_CODES  # a worker that took the Ctrl-C itself
+            requeued = self._fail(proc.pid, INTERRUPTED if stopped else "", exitcode=None if stopped else code)
+            self.on_event({"event": "worker_died", "rank": rank, "exitcode": code, "requeued": requeued})
+            self._replace(rank, f"died (exit code {code})")
+
+    def enforce_timeout(self) -> None:
+        """Kill the worker of a trial past train.timeout; fail the trial for good; replace the worker."""
+        limit = self.spec.timeout_s
+        if limit is None:
+            return
+        for rank, (started, event) in list(self.running.items()):
+            if time.monotonic() - started <= limit or rank not in self.procs:
+                continue
+            proc = self.procs.pop(rank)
+            proc.kill()
+            proc.join()
+            del self.running[rank]
+            self._fail(proc.pid, f"timeout: still running after train.timeout ({limit:g} s)", retry=False)
+            self.on_event({**event, "event": "timeout", "after_s": limit})
+            self._replace(rank, f"trials ran past train.timeout ({limit:g} s)")
+
+    def _replace(self, rank: int, why: str) -> None:
+        """A new worker in the slot, unless a stop is under way or the slot keeps failing."""
+        self.abnormal[rank] = self.abnormal.get(rank, 0) + 1
+        if rank not in self.ready:  # it died setting up: a replacement would too
+            self.reasons.append(f"worker {rank} {why} while starting")
+        elif self.abnormal[rank] >= MAX_ABNORMAL_IN_A_ROW:
+            self.reasons.append(f"worker {rank}: {self.abnormal[rank]} trials in a row ended abnormally; last: {why}")
+        elif not self.stop.value:
+            self.ready.discard(rank)
+            self.start(self.by_rank[rank])
+
+    def _fail(
+        self, pid: int, reason: str, *, exitcode: int | None = None, retry: bool = True, wait: bool = True
+    ) -> list[Any]:
+        """Fail (and re-queue) a gone worker's trials, waiting out a database outage (``wait``); a
+        storage that cannot take it is reported, not raised (the next run's start-up re-queues them)."""
+        names = self.spec.study_names()
+        try:
+            return retrying(
+                lambda: fail_trials_of(self.spec.storage, names, pid, reason, exitcode=exitcode, retry=retry),
+                wait_s=OUTAGE_S if wait else 0.0,
+            )
+        except StorageError as exc:  # a storage that failed the parent's checks
+            self.reasons.append(str(exc))
+        except Exception as exc:
+            if storage_failure(exc) is None:
+                raise
+            self.reasons.append(failure_message(self.spec.storage, exc))
+        return []
+
+    def start(self, slot: Slot) -> None:
+        """Spawn a worker with its device and thread count in its environment (before torch loads),
+        and a fresh pipe for its events (``pipes[rank]`` is the parent's end)."""
+        self.pipes[slot.rank], events = self.ctx.Pipe(duplex=False)
+        env = {"OMP_NUM_THREADS": str(slot.threads)}
+        if slot.gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = slot.gpu
+        saved = {key: os.environ.get(key) for key in env}
+        os.environ.update(env)
+        try:
+            proc = self.ctx.Process(
+                target=worker_main, args=(self.spec, slot, events, self.stop), name=f"ademix-worker-{slot.rank}"
+            )
+            proc.start()
+            events.close()  # the child holds its own copy
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        self.procs[slot.rank] = proc
 
 
-def _exit_130(signum: int, frame: Any) -> None:
+def _exit_now(signum: int, frame: Any) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(130)
-
-
-def _start(ctx: Any, spec: Spec, slot: Slot, pipes: dict[int, Any], stop: Any) -> Any:
-    """Spawn a worker with its device and thread count in its environment (before torch loads),
-    and a fresh pipe for its events (``pipes[rank]`` is the parent's end)."""
-    pipes[slot.rank], events = ctx.Pipe(duplex=False)
-    env = {"OMP_NUM_THREADS": str(slot.threads)}
-    if slot.gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = slot.gpu
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
-    try:
-        proc = ctx.Process(target=worker_main, args=(spec, slot, events, stop), name=f"ademix-worker-{slot.rank}")
-        proc.start()
-        events.close()  # the child holds its own copy
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    return proc
+    os._exit(EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED)
 
 
 def drain(pipes: dict[int, Any]) -> list[dict[str, Any]]:

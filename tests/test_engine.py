@@ -129,7 +129,7 @@ def test_two_run_processes_on_postgresql_share_the_budget():
 
 
 def test_device_slots():
-    from ademix_sweep.workers import plan_slots
+    from ademix_sweep.slots import plan_slots
 
     cpu = plan_slots("auto", 2, 1, cuda_count=0, cpu_count=8)
     assert [(s.rank, s.device, s.gpu, s.threads) for s in cpu] == [(0, "cpu", None, 4), (1, "cpu", None, 4)]

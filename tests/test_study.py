@@ -10,18 +10,15 @@ import pytest
 from databases import ensure_mariadb, ensure_postgres, fresh_postgres_database
 
 from ademix_sweep.config import load_sweep
+from ademix_sweep.storage import StorageError, mask_url, open_storage, resolve_storage_url
 from ademix_sweep.study import (
     ATTR,
-    StorageError,
     SweepMismatch,
     create_or_resume,
     differences,
     identity_hash,
     make_pruner,
     make_sampler,
-    mask_url,
-    open_storage,
-    resolve_storage_url,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
@@ -10,11 +11,11 @@ import typer
 from rich.console import Console
 
 from ademix_sweep import __version__, report
+from ademix_sweep.contract import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED
 
 if TYPE_CHECKING:
-    from ademix_sweep.workers import Slot, Spec
-
-EXIT_BAD_INPUT = 2
+    from ademix_sweep.contract import Slot, Spec
+    from ademix_sweep.workers import Outcome
 
 app = typer.Typer(
     name="ademix-sweep",
@@ -33,6 +34,13 @@ Storage = Annotated[str | None, typer.Option("--storage", help="Optuna storage U
 Workers = Annotated[int | None, typer.Option("--workers", min=1, help="CPU worker processes (default 1).")]
 Devices = Annotated[str, typer.Option("--devices", help="auto, cpu, or GPU numbers like 0,2.")]
 PerDevice = Annotated[int, typer.Option("--workers-per-device", min=1, help="Workers per GPU.")]
+Force = Annotated[
+    bool, typer.Option("--force", help="Start more workers than this machine's cores or memory seem to hold.")
+]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (Slurm, Kubernetes) before the workers took over: handled like Ctrl-C, exit 143."""
 
 
 def _print_version(value: bool) -> None:
@@ -56,13 +64,16 @@ def main(
     """Tune and compare the AdEMAMix optimizer (arXiv 2409.03137) against AdamW."""
 
 
-def plan(devices: str, workers: int | None, per_device: int) -> list[Slot]:
-    """The device slots; ValueError with a one-line reason."""
-    import os
+def plan(devices: str, workers: int | None, per_device: int, force: bool = False) -> list[Slot]:
+    """The device slots; ValueError with a one-line reason, also for more workers than the
+    machine holds (unless ``force``)."""
+    from ademix_sweep import slots as planner
 
-    from ademix_sweep import workers as pool
-
-    return pool.plan_slots(devices, workers, per_device, pool.visible_gpus(), os.cpu_count() or 1)
+    cores = planner.usable_cores()
+    slots = planner.plan_slots(devices, workers, per_device, planner.visible_gpus(), cores)
+    if not force:
+        planner.check_capacity(slots, cores, planner.available_memory())
+    return slots
 
 
 def run_workers(
@@ -73,11 +84,12 @@ def run_workers(
     stats: Callable[[], dict[str, dict[str, Any]]],
     prepare: Callable[[], None] = lambda: None,
     total: int | None = None,
-) -> tuple[int, dict[str, dict[str, Any]]]:
+) -> tuple[Outcome, dict[str, dict[str, Any]]]:
     """Run the workers under the live view; bad input found on the way exits 2 with one line.
-    Returns the workers' exit code (0, 1 or 130) and the final figures."""
+    Returns how the workers ended and the final figures."""
     import optuna
 
+    from ademix_sweep import storage
     from ademix_sweep import study as studies
     from ademix_sweep import workers as pool
 
@@ -85,31 +97,42 @@ def run_workers(
     bad = ""
     with report.SweepView(console, total or spec.budget, spec.optimizers) as view:
         try:
-            code = pool.run_sweep(spec, slots, view.event, lambda: view.update(stats()), prepare=prepare)
-        except (pool.BadSweep, studies.StorageError, studies.SweepMismatch) as exc:
-            bad = str(exc) if isinstance(exc, pool.BadSweep) else f"{file}: {exc}"
-        else:
-            final = studies.retrying(stats)  # the database may be coming back from a restart
+            outcome = pool.run_sweep(spec, slots, view.event, lambda: view.update(stats()), prepare=prepare)
+            with storage.storage_errors(spec.storage):
+                final = storage.retrying(stats)  # the database may be coming back from a restart
             view.update(final)
+        except (pool.BadSweep, storage.StorageError, studies.SweepMismatch) as exc:
+            bad = str(exc) if isinstance(exc, pool.BadSweep) else f"{file}: {exc}"
     if bad:  # after the live view has stopped: the line goes to stderr
         raise bad_input(bad)
-    return code, final
+    return outcome, final
 
 
-def finish(file: str, code: int) -> None:
+def finish(file: str, outcome: Outcome) -> None:
     """Exit with the workers' code, saying why when it is not 0."""
-    if code == 130:
+    if outcome.code == EXIT_INTERRUPTED:
         typer.echo(f"{file}: interrupted; run the same command again to resume", err=True)
-    elif code == 1:
-        typer.echo(f"{file}: workers stopped: repeated trial failures, or a worker that could not start", err=True)
-    raise typer.Exit(code)
+    elif outcome.code == EXIT_TERMINATED:
+        typer.echo(f"{file}: interrupted (SIGTERM); run the same command again to resume", err=True)
+    elif outcome.code:
+        typer.echo(f"{file}: workers stopped: {outcome.reason}", err=True)
+    raise typer.Exit(outcome.code)
 
 
 @contextmanager
 def ctrl_c_exits_130(file: str) -> Iterator[None]:
-    """Ctrl-C before the workers take over (imports, storage checks): exit 130 with one line."""
+    """Ctrl-C or SIGTERM before the workers take over (imports, storage checks): exit 130 or 143
+    with one line."""
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         yield
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        code = EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
         typer.echo(f"{file}: interrupted before the workers started", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(code) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

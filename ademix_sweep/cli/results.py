@@ -9,6 +9,8 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,6 +20,7 @@ from rich.console import Console
 from ademix_sweep import report_results
 from ademix_sweep.cli.base import (
     Devices,
+    Force,
     PerDevice,
     Storage,
     Workers,
@@ -37,12 +40,24 @@ File = Annotated[str | None, typer.Argument(metavar="[FILE]", help="Sweep file (
 Name = Annotated[str | None, typer.Option("--name", help="Sweep name, with --storage and no FILE.")]
 
 
+@contextmanager
+def _reading(file: str | None, sweep: Sweep) -> Iterator[None]:
+    """A storage that fails while being read (a corrupt file): exit 2 with one line."""
+    from ademix_sweep.storage import StorageError, storage_errors
+
+    try:
+        with storage_errors(sweep.url):
+            yield
+    except StorageError as exc:
+        raise bad_input(f"{file or sweep.name}: {exc}") from None
+
+
 def _open(file: str | None, storage: str | None, name: str | None) -> Sweep:
     """The sweep, or exit 2 with one line."""
     import optuna
 
     from ademix_sweep import results
-    from ademix_sweep.study import StorageError
+    from ademix_sweep.storage import StorageError
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -57,11 +72,13 @@ def _open(file: str | None, storage: str | None, name: str | None) -> Sweep:
 def status(file: File = None, storage: Storage = None, name: Name = None) -> None:
     """Trials by state, budget used, best value and parameters, divergence rate, running trials."""
     from ademix_sweep import results
-    from ademix_sweep.study import mask_url
+    from ademix_sweep.storage import mask_url
 
     sweep = _open(file, storage, name)
-    stats = {opt: results.optimizer_status(study, sweep.budget) for opt, study in sweep.studies.items()}
-    report_results.status(Console(), sweep.name, mask_url(sweep.url), stats, results.running_trials(sweep))
+    with _reading(file, sweep):
+        stats = {opt: results.optimizer_status(study, sweep.budget) for opt, study in sweep.studies.items()}
+        running = results.running_trials(sweep)
+    report_results.status(Console(), sweep.name, mask_url(sweep.url), stats, running)
 
 
 @app.command()
@@ -78,10 +95,11 @@ def best(
     if optimizer is not None and optimizer not in sweep.studies:
         raise bad_input(f"--optimizer {optimizer}: not in sweep {sweep.name!r} (expected {', '.join(sweep.studies)})")
     out = {}
-    for opt, study in sweep.studies.items():
-        trial = results.best_trial(study)
-        if (optimizer is None or opt == optimizer) and trial is not None:
-            out[opt] = {"trial": trial.number, "value": trial.value, "params": results.hyperparameters(trial)}
+    with _reading(file, sweep):
+        for opt, study in sweep.studies.items():
+            trial = results.best_trial(study)
+            if (optimizer is None or opt == optimizer) and trial is not None:
+                out[opt] = {"trial": trial.number, "value": trial.value, "params": results.hyperparameters(trial)}
     if not out:
         raise bad_input(f"{file or sweep.name}: no complete trial yet in sweep {sweep.name!r}")
     typer.echo(report_results.best_yaml(file, out), nl=False)
@@ -101,7 +119,8 @@ def export(
     if fmt not in ("csv", "json"):
         raise bad_input(f"--format {fmt}: expected csv or json")
     sweep = _open(file, storage, name)
-    columns, rows = results.all_rows(sweep)
+    with _reading(file, sweep):
+        columns, rows = results.all_rows(sweep)
     if fmt == "json":
         text = json.dumps(rows, indent=1, allow_nan=False) + "\n"
     else:
@@ -136,7 +155,8 @@ def plot(
 
     sweep = _open(file, storage, name)
     try:
-        written = plots.write_all(sweep.studies, Path(output))
+        with _reading(file, sweep):
+            written = plots.write_all(sweep.studies, Path(output))
     except OSError as exc:
         raise bad_input(f"{output}: cannot write figures there ({exc.strerror})") from None
     if not written:
@@ -155,10 +175,11 @@ def compare(
     devices: Devices = "auto",
     per_device: PerDevice = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+    force: Force = False,
 ) -> None:
     """Re-train each optimizer's best configuration(s) on the same K seeds; paired statistics."""
     with ctrl_c_exits_130(file):
-        _compare(file, storage, seeds, top_k, workers, devices, per_device, as_json)
+        _compare(file, storage, seeds, top_k, workers, devices, per_device, as_json, force)
 
 
 def _compare(
@@ -170,14 +191,16 @@ def _compare(
     devices: str,
     per_device: int,
     as_json: bool,
+    force: bool,
 ) -> None:
     import optuna
 
     from ademix_sweep import compare as cmp
+    from ademix_sweep import storage as stores
     from ademix_sweep import study as studies
-    from ademix_sweep import workers as pool
     from ademix_sweep.config import read_sweep
-    from ademix_sweep.objective import fail_dead_local_trials
+    from ademix_sweep.contract import Spec
+    from ademix_sweep.retries import fail_dead_local_trials
 
     sweep = _open(file, storage, None)
     try:
@@ -186,18 +209,21 @@ def _compare(
         runs = cmp.plan(sweep.studies, top_k, seeds)
         for opt, study in sweep.studies.items():
             studies.check_same_sweep(study, cfg, opt)
-        slots = plan(devices, workers, per_device)
+        slots = plan(devices, workers, per_device, force)
     except (studies.SweepMismatch, ValueError) as exc:
         raise bad_input(f"{file}: {exc}") from None
-    store = studies.open_storage(sweep.url)
-    runs_study = optuna.create_study(
-        storage=store,
-        study_name=studies.compare_study_name(sweep.name),
-        sampler=optuna.samplers.RandomSampler(seed=cfg.seed),
-        load_if_exists=True,
-    )
-    added = cmp.enqueue(runs_study, runs)
-    fail_dead_local_trials(sweep.url, [runs_study.study_name])
+    try:
+        with stores.storage_errors(sweep.url):
+            runs_study = optuna.create_study(
+                storage=stores.open_storage(sweep.url),
+                study_name=studies.compare_study_name(sweep.name),
+                sampler=optuna.samplers.RandomSampler(seed=cfg.seed),
+                load_if_exists=True,
+            )
+            added = cmp.enqueue(runs_study, runs)
+            fail_dead_local_trials(sweep.url, [runs_study.study_name])
+    except stores.StorageError as exc:
+        raise bad_input(f"{file}: {exc}") from None
     console = Console(stderr=as_json)
     optimizers = tuple(sweep.studies)
     per_optimizer = len(runs) // len(optimizers)
@@ -206,22 +232,24 @@ def _compare(
         gathered = cmp.gather(runs_study, runs)
         return {opt: _progress(gathered.get(opt, [])) for opt in optimizers}
 
-    code = 0
+    outcome = None
     if added or _unfinished(runs_study):
         console.print(
             f"compare [bold]{sweep.name}[/]: {per_optimizer} run(s) per optimizer ({top_k} configuration(s) × "
             f"{count} seed(s)), {added} new; {len(slots)} worker(s)",
             highlight=False,
         )
-        spec = pool.Spec(file, sweep.name, (), sweep.url, per_optimizer, optimizers, mode="compare")
-        code, _ = run_workers(console, file, spec, slots, progress, total=per_optimizer)
+        spec = Spec(
+            file, sweep.name, (), sweep.url, per_optimizer, optimizers, mode="compare", timeout_s=cfg.train.timeout
+        )
+        outcome, _ = run_workers(console, file, spec, slots, progress, total=per_optimizer)
     result = cmp.summary(cmp.gather(runs_study, runs), seeds)
     if as_json:
         typer.echo(json.dumps(_json_safe({"sweep": sweep.name, **result})))
     else:
         report_results.compare(console, sweep.name, result)
-    if code:
-        finish(file, code)
+    if outcome is not None and outcome.code:
+        finish(file, outcome)
 
 
 def _unfinished(study: Any) -> bool:

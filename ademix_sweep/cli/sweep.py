@@ -14,6 +14,7 @@ from ademix_sweep import report
 from ademix_sweep.cli.base import (
     EXIT_BAD_INPUT,
     Devices,
+    Force,
     Overrides,
     PerDevice,
     Storage,
@@ -143,10 +144,11 @@ def run(
     devices: Devices = "auto",
     per_device: PerDevice = 1,
     overrides: Overrides = None,
+    force: Force = False,
 ) -> None:
     """Run a sweep (or resume it): both optimizers, equal budgets, one worker per GPU or CPU slot."""
     with ctrl_c_exits_130(file):
-        _run(file, storage, trials, workers, devices, per_device, list(overrides or []))
+        _run(file, storage, trials, workers, devices, per_device, list(overrides or []), force)
 
 
 def _run(
@@ -157,21 +159,23 @@ def _run(
     devices: str,
     per_device: int,
     overrides: list[str],
+    force: bool,
 ) -> None:
     import optuna
 
     from ademix_sweep import results
+    from ademix_sweep import storage as stores
     from ademix_sweep import study as studies
-    from ademix_sweep import workers as pool
     from ademix_sweep.config import read_sweep
-    from ademix_sweep.objective import fail_dead_local_trials
+    from ademix_sweep.contract import Spec
+    from ademix_sweep.retries import fail_dead_local_trials
 
     if trials is not None:
         overrides = [*overrides, f"budget.trials={trials}"]
     try:  # the file here; the stored sweep while the workers start; they build the task
         cfg, _ = read_sweep(file, overrides, optimizer=None, params=())
-        url = studies.resolve_storage_url(storage, cfg.storage, cfg.name)
-        slots = plan(devices, workers, per_device)
+        url = stores.resolve_storage_url(storage, cfg.storage, cfg.name)
+        slots = plan(devices, workers, per_device, force)
     except (SweepFileError, ValueError) as exc:
         raise bad_input(f"{file}: {exc}" if not isinstance(exc, SweepFileError) else str(exc)) from None
     budget = cfg.budget.trials
@@ -179,22 +183,23 @@ def _run(
     loaded: dict[str, optuna.Study] = {}
 
     def prepare() -> None:
-        store = studies.open_storage(url)
-        for opt in optimizers:
-            loaded[opt] = studies.create_or_resume(store, cfg, opt, None)
-            loaded[opt].set_user_attr(studies.BUDGET_ATTR, budget)
-        fail_dead_local_trials(url, [studies.study_name(cfg.name, opt) for opt in optimizers])
+        store = stores.open_storage(url)
+        with stores.storage_errors(url):
+            for opt in optimizers:
+                loaded[opt] = studies.create_or_resume(store, cfg, opt, None)
+                loaded[opt].set_user_attr(studies.BUDGET_ATTR, budget)
+            fail_dead_local_trials(url, spec.study_names())
 
     console = Console()
     console.print(
         f"sweep [bold]{cfg.name}[/]: {', '.join(optimizers)}, {budget} finished trials each, "
         f"{len(slots)} worker(s) on {', '.join(sorted({s.device for s in slots}))}; "
-        f"storage {studies.mask_url(url)}",
+        f"storage {stores.mask_url(url)}",
         highlight=False,
     )
-    spec = pool.Spec(file, cfg.name, tuple(overrides), url, budget, optimizers)
-    code, stats = run_workers(
+    spec = Spec(file, cfg.name, tuple(overrides), url, budget, optimizers, timeout_s=cfg.train.timeout)
+    outcome, stats = run_workers(
         console, file, spec, slots, lambda: {o: results.optimizer_status(s, budget) for o, s in loaded.items()}, prepare
     )
     report.sweep_result(console, stats, budget)
-    finish(file, code)
+    finish(file, outcome)
