@@ -36,6 +36,7 @@ class Spec:
     grace_s: int = 60
     mode: str = "sweep"  # or "compare": run the compare study's waiting runs
     timeout_s: float | None = None  # train.timeout: a trial running longer is stopped and failed
+    stop_grace_s: float = STOP_GRACE_S  # after a stop: the wait for running trials' next evaluation
 
     def study_names(self) -> list[str]:
         """The studies this sweep's workers run trials of."""

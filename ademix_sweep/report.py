@@ -132,7 +132,21 @@ class SweepView:
     below, the running trials (worker, device, trial, step/steps, loss, elapsed).
     """
 
-    PLAIN = frozenset({"start", "complete", "pruned", "diverged", "failed", "interrupted", "worker_died", "stopping"})
+    PLAIN = frozenset(
+        {
+            "start",
+            "complete",
+            "pruned",
+            "diverged",
+            "failed",
+            "interrupted",
+            "timeout",
+            "worker_died",
+            "stopping",
+            "stop_forced",
+            "storage_failed",
+        }
+    )
 
     def __init__(self, console: Console, budget: int, optimizers: tuple[str, ...], live: bool | None = None) -> None:
         self.console, self.budget, self.optimizers = console, budget, optimizers
@@ -166,12 +180,12 @@ class SweepView:
             self.running[key] = {**e, "t0": e.get("time", time.time()), "step": 0, "loss": None}
         elif kind in ("progress", "eval") and key in self.running:
             self.running[key].update(step=e["step"], loss=e.get("loss", e.get("value")))
-        elif kind in ("complete", "pruned", "diverged", "failed", "interrupted", "surplus"):
+        elif kind in ("complete", "pruned", "diverged", "failed", "interrupted", "surplus", "timeout"):
             self.running.pop(key, None)
         if self.live:
             self.live.update(self._render())
         elif kind in self.PLAIN:
-            self.console.print(plain_line(e), highlight=False, markup=False)
+            self.console.print(plain_line(e), highlight=False, markup=False, soft_wrap=True)  # a log line: unwrapped
 
     def update(self, stats: dict[str, dict[str, Any]]) -> None:
         self.stats = stats
@@ -206,14 +220,21 @@ def plain_line(e: dict[str, Any]) -> str:
         "diverged": lambda: f"diverged at step {e['step']}: {e['reason']}",
         "failed": lambda: f"failed: {e['reason']}",
         "interrupted": lambda: "interrupted; re-queued for the next run",
+        "timeout": lambda: f"stopped after train.timeout ({e['after_s']:g} s): failed, not re-queued",
+        "stop_forced": lambda: f"trials that reached no evaluation within {e['after_s']:g} s: stopped and re-queued",
+        "storage_failed": lambda: e["message"],
         "worker_died": lambda: f"died (exit code {e['exitcode']}); re-queued {len(e['requeued'])} trial(s)",
         "stopping": lambda: (
-            "Ctrl-C: finishing at the next evaluation (again to stop now)"
+            f"{_signal_name(e)}: finishing at the next evaluation (again to stop now)"
             if e.get("count") == 1
-            else "Ctrl-C again: stopping now"
+            else f"{_signal_name(e)} again: stopping now"
         ),
     }.get(kind, lambda: str(kind))()
-    return f"{stamp} {who}: {detail}" if kind != "stopping" else f"{stamp} {detail}"
+    return f"{stamp} {who}: {detail}" if kind not in ("stopping", "stop_forced") else f"{stamp} {detail}"
+
+
+def _signal_name(e: dict[str, Any]) -> str:
+    return "SIGTERM" if e.get("signal") == "SIGTERM" else "Ctrl-C"
 
 
 def sweep_result(console: Console, stats: dict[str, dict[str, Any]], budget: int) -> None:

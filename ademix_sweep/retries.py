@@ -110,6 +110,14 @@ def requeue_stale(study: optuna.Study, trial: FrozenTrial) -> None:
         requeue(study, trial)
 
 
+def how_it_ended(exitcode: int | None) -> str:
+    """A worker's exit code in words: "killed by SIGKILL (out of memory?)", "exit code 1"."""
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else f"signal {-exitcode}"
+        return f"killed by {name}" + (" (out of memory?)" if -exitcode == signal.SIGKILL else "")
+    return f"exit code {exitcode}"
+
+
 def death_reason(exitcode: int | None, deaths: int) -> str:
     """Why a worker's trial failed: "worker died (exit code -9)", or after MAX_WORKER_DEATHS the
     likely cause ("worker killed by SIGKILL while running this trial 2 times: out of memory?")."""

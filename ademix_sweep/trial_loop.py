@@ -26,7 +26,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from .contract import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_STORAGE, STOP_GRACE_S, Slot, Spec
+from .contract import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_STORAGE, Slot, Spec
 from .objective import (
     Interrupted,
     Surplus,
@@ -97,14 +97,14 @@ def worker_main(spec: Spec, slot: Slot, events: Any, shared_stop: Any) -> None:
 def _watch_parent(spec: Spec, stop: _Stop) -> None:
     """A thread that stops this worker when its parent is gone (killed, crashed, out of memory):
     at once the worker stops as after one Ctrl-C; a trial that reaches no evaluation within
-    STOP_GRACE_S is failed and re-queued here, and the worker ends. No worker outlives its parent."""
+    the stop grace is failed and re-queued here, and the worker ends. No worker outlives its parent."""
     parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(ORPHAN_CHECK_S)
         stop.set()
-        time.sleep(STOP_GRACE_S)
+        time.sleep(spec.stop_grace_s)
         with suppress(Exception):  # the storage may be what failed: the next run's start-up re-queues
             fail_trials_of(spec.storage, spec.study_names(), os.getpid(), INTERRUPTED)
         os._exit(1)

@@ -13,7 +13,7 @@ The parent watches:
 - a trial running past ``train.timeout`` has its worker killed; it is failed as ``timeout`` (not
   re-queued: it would hang again) and the worker replaced;
 - Ctrl-C or SIGTERM once: no new trials; running ones stop at their next evaluation, are failed
-  as ``interrupted`` and re-queued. Those that reach none within STOP_GRACE_S, and all of them
+  as ``interrupted`` and re-queued. Those that reach none within ``--stop-grace``, and all of them
   at a second Ctrl-C, are stopped by killing their workers, then failed and re-queued here.
   Either way nothing stays RUNNING; the exit code is 130 (SIGINT) or 143 (SIGTERM);
 - a storage that fails for good (a full disk) stops the sweep with its one-line reason.
@@ -38,11 +38,10 @@ from .contract import (
     EXIT_INTERRUPTED,
     EXIT_STORAGE,
     EXIT_TERMINATED,
-    STOP_GRACE_S,
     Slot,
     Spec,
 )
-from .retries import INTERRUPTED, fail_trials_of
+from .retries import INTERRUPTED, fail_trials_of, how_it_ended
 from .storage import OUTAGE_S, StorageError, checkpoint_sqlite, failure_message, retrying, storage_failure
 from .trial_loop import worker_main
 
@@ -158,8 +157,9 @@ class _Pool:
             self.handle_all()
             self.reap()
             self.enforce_timeout()
-            if self.stop_since is not None and time.monotonic() - self.stop_since > STOP_GRACE_S and self.procs:
-                self.on_event({"event": "stop_forced", "after_s": STOP_GRACE_S})
+            grace = self.spec.stop_grace_s
+            if self.stop_since is not None and time.monotonic() - self.stop_since > grace and self.procs:
+                self.on_event({"event": "stop_forced", "after_s": grace})
                 self.kill_all()
             if time.monotonic() - last_tick >= tick_s:
                 with suppress(Exception):  # the figures shown can wait for a database that went away
@@ -208,7 +208,8 @@ class _Pool:
             stopped = bool(self.signals) and code in STOP_CODES  # a worker that took the Ctrl-C itself
             requeued = self._fail(proc.pid, INTERRUPTED if stopped else "", exitcode=None if stopped else code)
             self.on_event({"event": "worker_died", "rank": rank, "exitcode": code, "requeued": requeued})
-            self._replace(rank, f"died (exit code {code})")
+            if not stopped:
+                self._replace(rank, f"worker {how_it_ended(code)}")
 
     def enforce_timeout(self) -> None:
         """Kill the worker of a trial past train.timeout; fail the trial for good; replace the worker."""
@@ -223,14 +224,14 @@ class _Pool:
             proc.join()
             del self.running[rank]
             self._fail(proc.pid, f"timeout: still running after train.timeout ({limit:g} s)", retry=False)
-            self.on_event({**event, "event": "timeout", "after_s": limit})
-            self._replace(rank, f"trials ran past train.timeout ({limit:g} s)")
+            self.on_event({**event, "event": "timeout", "after_s": limit, "time": time.time()})
+            self._replace(rank, f"a trial ran past train.timeout ({limit:g} s)")
 
     def _replace(self, rank: int, why: str) -> None:
         """A new worker in the slot, unless a stop is under way or the slot keeps failing."""
         self.abnormal[rank] = self.abnormal.get(rank, 0) + 1
         if rank not in self.ready:  # it died setting up: a replacement would too
-            self.reasons.append(f"worker {rank} {why} while starting")
+            self.reasons.append(f"worker {rank} ended while starting: {why}")
         elif self.abnormal[rank] >= MAX_ABNORMAL_IN_A_ROW:
             self.reasons.append(f"worker {rank}: {self.abnormal[rank]} trials in a row ended abnormally; last: {why}")
         elif not self.stop.value:

@@ -47,6 +47,17 @@ def sweep_file(
     return path
 
 
+def fault_sweep(tmp_path: Path, fault: str, first: int, pause_s: float = 0.0, **kw: float) -> Path:
+    """A sweep of ``tests/fault_task.py``: its first ``first`` trials (-1: all) SIGKILL their
+    worker ("kill") or stop making progress ("hang")."""
+    (tmp_path / "fault_task.py").write_text((Path(__file__).parent / "fault_task.py").read_text())
+    sweep = sweep_file(tmp_path, **kw)
+    options = f'{{fault: {fault}, first: {first}, counter: "{tmp_path / "trials.count"}", pause_s: {pause_s}}}'
+    task = f'task: {{kind: custom, entrypoint: "fault_task:make_task", options: {options}}}'
+    sweep.write_text(sweep.read_text().replace("task: {kind: rosenbrock}", task))
+    return sweep
+
+
 def run(sweep: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ademix_sweep", "run", str(sweep), *args],
@@ -95,10 +106,14 @@ def assert_exact(url: str, budget: int, name: str = "rb") -> None:
 
 
 def wait_for_running(
-    url: str, proc: subprocess.Popen[str], timeout: float = 90, exclude: set[int] | frozenset[int] = frozenset()
+    url: str,
+    proc: subprocess.Popen[str],
+    timeout: float = 90,
+    exclude: set[int] | frozenset[int] = frozenset(),
+    reported: bool = True,
 ) -> optuna.trial.FrozenTrial:
     """A RUNNING trial that already records its worker's pid (the worker is in train()), of a
-    worker not in ``exclude``."""
+    worker not in ``exclude``; with ``reported``, one that has reported an evaluation."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -110,7 +125,7 @@ def wait_for_running(
             for study in studies(url).values():
                 for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                     pid = t.user_attrs.get("worker_pid")
-                    if pid is not None and pid not in exclude and t.intermediate_values:
+                    if pid is not None and pid not in exclude and (t.intermediate_values or not reported):
                         return t
         except Exception:  # the database or the studies do not exist yet
             pass
@@ -129,13 +144,21 @@ def finished_trials(url: str, name: str = "rb") -> set[tuple[str, int, float | N
 
 def assert_sound(url: str, budget: int, before: set | frozenset = frozenset(), name: str = "rb") -> None:
     """The guarantees after any fault and a resume: the exact budget, nothing RUNNING or WAITING,
-    every trial finished before the fault still there, and no failed trial run to the end twice."""
+    every trial finished before the fault still there, no failed trial re-queued more than once,
+    and none run to the end twice."""
     assert_exact(url, budget, name)
     after = finished_trials(url, name)
     assert before <= after, before - after
     for opt, study in studies(url, name).items():
         trials = study.get_trials(deepcopy=False)
         assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], opt
+        assert_requeued_once(study)
         done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
         retried = Counter(t.system_attrs["failed_trial"] for t in done if "failed_trial" in t.system_attrs)
         assert all(n == 1 for n in retried.values()), (opt, retried)
+
+
+def assert_requeued_once(study: optuna.Study) -> None:
+    """At most one re-queued copy of any failed trial (a copy names its parent last in retry_history)."""
+    parents = Counter(t.system_attrs["retry_history"][-1] for t in study.trials if t.system_attrs.get("retry_history"))
+    assert all(n == 1 for n in parents.values()), (study.study_name, parents)

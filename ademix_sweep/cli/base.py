@@ -5,13 +5,14 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from ademix_sweep import __version__, report
-from ademix_sweep.contract import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED
+from ademix_sweep.contract import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, STOP_GRACE_S
 
 if TYPE_CHECKING:
     from ademix_sweep.contract import Slot, Spec
@@ -36,6 +37,18 @@ Devices = Annotated[str, typer.Option("--devices", help="auto, cpu, or GPU numbe
 PerDevice = Annotated[int, typer.Option("--workers-per-device", min=1, help="Workers per GPU.")]
 Force = Annotated[
     bool, typer.Option("--force", help="Start more workers than this machine's cores or memory seem to hold.")
+]
+
+
+StopGrace = Annotated[
+    float,
+    typer.Option(
+        "--stop-grace",
+        min=0,
+        metavar="SECONDS",
+        help="After Ctrl-C or SIGTERM: how long running trials may take to reach their next evaluation "
+        "before they are stopped and re-queued (Slurm and Kubernetes kill 30 s after SIGTERM).",
+    ),
 ]
 
 
@@ -64,14 +77,25 @@ def main(
     """Tune and compare the AdEMAMix optimizer (arXiv 2409.03137) against AdamW."""
 
 
-def plan(devices: str, workers: int | None, per_device: int, force: bool = False) -> list[Slot]:
+@dataclass(frozen=True)
+class WorkerOptions:
+    """The options every command that starts workers takes."""
+
+    workers: int | None = None
+    devices: str = "auto"
+    per_device: int = 1
+    force: bool = False
+    stop_grace_s: float = STOP_GRACE_S
+
+
+def plan(opts: WorkerOptions) -> list[Slot]:
     """The device slots; ValueError with a one-line reason, also for more workers than the
-    machine holds (unless ``force``)."""
+    machine holds (unless ``--force``)."""
     from ademix_sweep import slots as planner
 
     cores = planner.usable_cores()
-    slots = planner.plan_slots(devices, workers, per_device, planner.visible_gpus(), cores)
-    if not force:
+    slots = planner.plan_slots(opts.devices, opts.workers, opts.per_device, planner.visible_gpus(), cores)
+    if not opts.force:
         planner.check_capacity(slots, cores, planner.available_memory())
     return slots
 

@@ -22,7 +22,9 @@ from ademix_sweep.cli.base import (
     Devices,
     Force,
     PerDevice,
+    StopGrace,
     Storage,
+    WorkerOptions,
     Workers,
     app,
     bad_input,
@@ -31,6 +33,7 @@ from ademix_sweep.cli.base import (
     plan,
     run_workers,
 )
+from ademix_sweep.contract import STOP_GRACE_S
 from ademix_sweep.yamlio import SweepFileError
 
 if TYPE_CHECKING:
@@ -176,23 +179,15 @@ def compare(
     per_device: PerDevice = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
     force: Force = False,
+    stop_grace: StopGrace = STOP_GRACE_S,
 ) -> None:
     """Re-train each optimizer's best configuration(s) on the same K seeds; paired statistics."""
+    opts = WorkerOptions(workers, devices, per_device, force, stop_grace)
     with ctrl_c_exits_130(file):
-        _compare(file, storage, seeds, top_k, workers, devices, per_device, as_json, force)
+        _compare(file, storage, seeds, top_k, opts, as_json)
 
 
-def _compare(
-    file: str,
-    storage: str | None,
-    count: int,
-    top_k: int,
-    workers: int | None,
-    devices: str,
-    per_device: int,
-    as_json: bool,
-    force: bool,
-) -> None:
+def _compare(file: str, storage: str | None, count: int, top_k: int, opts: WorkerOptions, as_json: bool) -> None:
     import optuna
 
     from ademix_sweep import compare as cmp
@@ -209,7 +204,7 @@ def _compare(
         runs = cmp.plan(sweep.studies, top_k, seeds)
         for opt, study in sweep.studies.items():
             studies.check_same_sweep(study, cfg, opt)
-        slots = plan(devices, workers, per_device, force)
+        slots = plan(opts)
     except (studies.SweepMismatch, ValueError) as exc:
         raise bad_input(f"{file}: {exc}") from None
     try:
@@ -240,7 +235,15 @@ def _compare(
             highlight=False,
         )
         spec = Spec(
-            file, sweep.name, (), sweep.url, per_optimizer, optimizers, mode="compare", timeout_s=cfg.train.timeout
+            file,
+            sweep.name,
+            (),
+            sweep.url,
+            per_optimizer,
+            optimizers,
+            mode="compare",
+            timeout_s=cfg.train.timeout,
+            stop_grace_s=opts.stop_grace_s,
         )
         outcome, _ = run_workers(console, file, spec, slots, progress, total=per_optimizer)
     result = cmp.summary(cmp.gather(runs_study, runs), seeds)

@@ -17,7 +17,9 @@ from ademix_sweep.cli.base import (
     Force,
     Overrides,
     PerDevice,
+    StopGrace,
     Storage,
+    WorkerOptions,
     Workers,
     app,
     bad_input,
@@ -27,6 +29,7 @@ from ademix_sweep.cli.base import (
     run_workers,
 )
 from ademix_sweep.config import json_schema, load_sweep
+from ademix_sweep.contract import STOP_GRACE_S
 from ademix_sweep.yamlio import SweepFileError
 
 TEMPLATES = ("lm", "vision", "rosenbrock")
@@ -145,22 +148,15 @@ def run(
     per_device: PerDevice = 1,
     overrides: Overrides = None,
     force: Force = False,
+    stop_grace: StopGrace = STOP_GRACE_S,
 ) -> None:
     """Run a sweep (or resume it): both optimizers, equal budgets, one worker per GPU or CPU slot."""
+    opts = WorkerOptions(workers, devices, per_device, force, stop_grace)
     with ctrl_c_exits_130(file):
-        _run(file, storage, trials, workers, devices, per_device, list(overrides or []), force)
+        _run(file, storage, trials, opts, list(overrides or []))
 
 
-def _run(
-    file: str,
-    storage: str | None,
-    trials: int | None,
-    workers: int | None,
-    devices: str,
-    per_device: int,
-    overrides: list[str],
-    force: bool,
-) -> None:
+def _run(file: str, storage: str | None, trials: int | None, opts: WorkerOptions, overrides: list[str]) -> None:
     import optuna
 
     from ademix_sweep import results
@@ -175,7 +171,7 @@ def _run(
     try:  # the file here; the stored sweep while the workers start; they build the task
         cfg, _ = read_sweep(file, overrides, optimizer=None, params=())
         url = stores.resolve_storage_url(storage, cfg.storage, cfg.name)
-        slots = plan(devices, workers, per_device, force)
+        slots = plan(opts)
     except (SweepFileError, ValueError) as exc:
         raise bad_input(f"{file}: {exc}" if not isinstance(exc, SweepFileError) else str(exc)) from None
     budget = cfg.budget.trials
@@ -197,7 +193,16 @@ def _run(
         f"storage {stores.mask_url(url)}",
         highlight=False,
     )
-    spec = Spec(file, cfg.name, tuple(overrides), url, budget, optimizers, timeout_s=cfg.train.timeout)
+    spec = Spec(
+        file,
+        cfg.name,
+        tuple(overrides),
+        url,
+        budget,
+        optimizers,
+        timeout_s=cfg.train.timeout,
+        stop_grace_s=opts.stop_grace_s,
+    )
     outcome, stats = run_workers(
         console, file, spec, slots, lambda: {o: results.optimizer_status(s, budget) for o, s in loaded.items()}, prepare
     )

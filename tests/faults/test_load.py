@@ -30,7 +30,7 @@ def _no_lock_failures(url: str) -> None:
 def test_8_workers_on_sqlite_400_trials(tmp_path, record_property):
     sweep, url = _sweep(tmp_path, 200), f"sqlite:///{tmp_path / 'runs' / 'rb.db'}"
     began = time.monotonic()
-    out = run(sweep, "--workers", "8", timeout=420)
+    out = run(sweep, "--workers", "8", "--force", timeout=420)  # mostly waiting: more workers than cores
     assert out.returncode == 0, out.stderr
     assert "database is locked" not in out.stdout + out.stderr
     assert_sound(url, 200)
@@ -42,7 +42,7 @@ def test_16_workers_on_postgresql_800_trials(tmp_path, record_property):
     with fresh_postgres_database() as url:
         sweep = _sweep(tmp_path, 400)
         began = time.monotonic()
-        out = run(sweep, "--workers", "16", "--storage", url, timeout=560)
+        out = run(sweep, "--workers", "16", "--force", "--storage", url, timeout=560)
         assert out.returncode == 0, out.stderr
         assert_sound(url, 400)
         _no_lock_failures(url)
