@@ -118,16 +118,22 @@ _CORRUPT = ("malformed", "file is not a database")
 
 def storage_failure(exc: BaseException) -> str | None:
     """What is wrong when no wait will mend the storage: "disk full" or "corrupt"; else None."""
+    found = _failure(exc)
+    return found[0] if found else None
+
+
+def _failure(exc: BaseException | None) -> tuple[str, BaseException] | None:
+    """The kind of storage failure, and the exception in ``exc``'s chain that says it."""
     while exc is not None:
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-            return "disk full"
+            return "disk full", exc
         if isinstance(exc, sqlalchemy.exc.DatabaseError | sqlite3.DatabaseError):
             text = str(getattr(exc, "orig", None) or exc).lower()
             if any(word in text for word in _DISK_FULL):
-                return "disk full"
+                return "disk full", exc
             if any(word in text for word in _CORRUPT):
-                return "corrupt"
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+                return "corrupt", exc
+        exc = exc.__cause__ or exc.__context__
     return None
 
 
@@ -146,15 +152,15 @@ def is_storage_outage(exc: BaseException) -> bool:
 
 def failure_message(url: str, exc: BaseException) -> str:
     """One line for a storage failure, naming the storage and what to do."""
-    kind, shown = storage_failure(exc), mask_url(url)
-    path = _sqlite_path(url)
+    kind, cause = _failure(exc) or ("", exc)
+    shown, path = mask_url(url), _sqlite_path(url)
     if kind == "disk full":
         where = f" (the disk holding {path})" if path else ""
         return f"storage {shown}: disk full{where}; free some space, then run the same command again to resume"
     if kind == "corrupt":
         check = f'; check it with: sqlite3 {path} "PRAGMA integrity_check"' if path else ""
-        return f"storage {shown}: the database is damaged ({_first_line(exc, url)}){check}"
-    return f"storage {shown}: {_first_line(exc, url)}"
+        return f"storage {shown}: the database is damaged ({_first_line(cause, url)}){check}"
+    return f"storage {shown}: {_first_line(cause, url)}"
 
 
 @contextmanager

@@ -192,6 +192,7 @@ def _run(file: str, storage: str | None, trials: int | None, opts: WorkerOptions
         f"{len(slots)} worker(s) on {', '.join(sorted({s.device for s in slots}))}; "
         f"storage {stores.mask_url(url)}",
         highlight=False,
+        soft_wrap=True,
     )
     spec = Spec(
         file,
