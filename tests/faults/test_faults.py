@@ -174,6 +174,7 @@ def test_custom_task_raising_fails_its_trials_and_the_sweep_goes_on(tmp_path):
     url = _url(tmp_path)
     assert_sound(url, 5)
     failed = [t for s in studies(url).values() for t in s.trials if t.state == TrialState.FAIL]
+    failed = [t for t in failed if t.user_attrs["failure"] != "surplus"]  # two workers raced for the last slot
     assert failed and all(t.user_attrs["failure"] == "KeyError: 'no such column'" for t in failed)
     assert "failed: KeyError: 'no such column'" in out.stdout
 
