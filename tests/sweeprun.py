@@ -162,3 +162,15 @@ def assert_requeued_once(study: optuna.Study) -> None:
     """At most one re-queued copy of any failed trial (a copy names its parent last in retry_history)."""
     parents = Counter(t.system_attrs["retry_history"][-1] for t in study.trials if t.system_attrs.get("retry_history"))
     assert all(n == 1 for n in parents.values()), (study.study_name, parents)
+
+
+def wait_gone(pid: int, timeout: float = 90) -> None:
+    """Wait for process ``pid`` to end; AssertionError if it outlives ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"process {pid} still alive after {timeout} s")

@@ -17,7 +17,7 @@ import time
 import pytest
 from databases import fresh_postgres_database
 from optuna.trial import TrialState
-from sweeprun import assert_sound, finished_trials, run, start, studies, sweep_file, wait_for_running
+from sweeprun import assert_sound, finished_trials, run, start, studies, sweep_file, wait_for_running, wait_gone
 
 LONG = {"trials": 4, "steps": 3000, "eval_every": 200}
 
@@ -26,15 +26,6 @@ def _url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'runs' / 'rb.db'}"
 
 
-def _gone(pid: int, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"process {pid} still alive")
 
 
 def test_workers_sigkilled_at_random_points_three_times(tmp_path):
@@ -59,7 +50,7 @@ def test_parent_sigkilled_then_resumed(tmp_path):
         victim = wait_for_running(url, proc)
         os.kill(proc.pid, signal.SIGKILL)  # the parent alone: its workers finish their trial and stop
         proc.wait(timeout=30)
-        _gone(victim.user_attrs["worker_pid"])
+        wait_gone(victim.user_attrs["worker_pid"])
     before = finished_trials(url)
     out = run(sweep, "--workers", "2", timeout=400)
     assert out.returncode == 0, out.stderr
@@ -72,7 +63,7 @@ def test_whole_run_sigkilled_then_resumed_without_waiting_for_the_heartbeat(tmp_
         victim = wait_for_running(url, proc)
         os.killpg(proc.pid, signal.SIGKILL)  # parent and workers at once, as a machine crash would
         proc.wait(timeout=30)
-    _gone(victim.user_attrs["worker_pid"])
+    wait_gone(victim.user_attrs["worker_pid"])
     assert any(t.state == TrialState.RUNNING for s in studies(url).values() for t in s.trials)
     before = finished_trials(url)
     started = time.monotonic()

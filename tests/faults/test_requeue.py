@@ -11,6 +11,7 @@ import signal
 import time
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 from sweeprun import (
     assert_requeued_once,
@@ -78,18 +79,21 @@ def test_worker_sigkilled_on_the_last_trial_is_replaced_and_runs_it(tmp_path):
     assert_sound(url, 1)
 
 
-def test_hung_trial_stopped_by_ctrl_c_twice_is_run_on_resume(tmp_path):
+@pytest.mark.parametrize("ctrl_c", ["twice", "once"])
+def test_hung_trial_stopped_by_ctrl_c_is_run_on_resume(tmp_path, ctrl_c):
+    # Once: the trial never reaches its next evaluation, so the stop grace (2 s here) ends it.
     sweep, url = fault_sweep(tmp_path, "hang", first=1, trials=1, steps=200, eval_every=100), _url(tmp_path)
-    with start(sweep) as proc:
+    with start(sweep, "--stop-grace", "2") as proc:
         wait_for_running(url, proc, reported=False)
         time.sleep(1.0)  # in the hang: no evaluation will come
         os.killpg(proc.pid, signal.SIGINT)
-        time.sleep(0.5)
-        os.killpg(proc.pid, signal.SIGINT)
+        if ctrl_c == "twice":
+            time.sleep(0.5)
+            os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode in (130, -signal.SIGINT), err
     assert _stuck(url)
-    out = run(sweep, timeout=120)  # the task hangs on its first trial only
+    out = run(sweep, "--stop-grace", "2", timeout=120)  # the task hangs on its first trial only
     assert out.returncode == 0, out.stderr
     assert_sound(url, 1)
 

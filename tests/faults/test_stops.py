@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 from optuna.trial import TrialState
-from sweeprun import assert_sound, fault_sweep, run, start, states, studies, sweep_file, wait_for_running
+from sweeprun import assert_sound, fault_sweep, run, start, states, studies, sweep_file, wait_for_running, wait_gone
 
 from ademix_sweep.contract import Slot
 from ademix_sweep.slots import WORKER_MEMORY_BYTES, check_capacity
@@ -20,15 +19,6 @@ def _url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'runs' / 'rb.db'}"
 
 
-def _gone(pid: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"process {pid} still alive after {timeout} s")
 
 
 def test_a_trial_past_train_timeout_is_failed_and_not_requeued(tmp_path):
@@ -57,7 +47,7 @@ def test_sigterm_as_slurm_sends_it_leaves_nothing_running_when_evaluations_are_6
             _, err = proc.communicate()
     assert proc.returncode == 143, err
     assert "interrupted (SIGTERM); run the same command again to resume" in err
-    _gone(trial.user_attrs["worker_pid"], timeout=5)
+    wait_gone(trial.user_attrs["worker_pid"], timeout=5)
     study = next(s for s in studies(url).values() if any(t.number == trial.number for t in s.trials))
     assert states(study) == {"FAIL": 1, "WAITING": 1}
     assert study.trials[0].user_attrs["failure"] == "interrupted"
@@ -69,7 +59,7 @@ def test_no_worker_outlives_a_parent_killed_while_its_trial_hangs(tmp_path):
         trial = wait_for_running(url, proc, reported=False)
         os.kill(proc.pid, signal.SIGKILL)  # the parent alone, as an out-of-memory kill would
         proc.wait(timeout=10)
-        _gone(trial.user_attrs["worker_pid"], timeout=30)
+        wait_gone(trial.user_attrs["worker_pid"], timeout=30)
     for study in studies(url).values():
         assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     failed = [t for s in studies(url).values() for t in s.trials if t.state == TrialState.FAIL]
