@@ -19,15 +19,13 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("case", list(CASES))
-def test_matches_numpy_reference_over_200_steps(case: str, dtype: torch.dtype) -> None:
-    # float64 checks the algorithm to rounding; float32 (what models train in) to 1e-6, with
-    # weights of a typical network's scale (float32 storage of weights near 1 alone drifts ~1e-6).
+def against_numpy(case: str, dtype: torch.dtype, impl: str, steps: int) -> tuple[AdEMAMix, float, float]:
+    """AdEMAMix (``impl``) and the NumPy reference on the same gradients: the optimizer, the largest
+    parameter difference, and how far the reference moved the parameters."""
     hp = CASES[case]
     init = random_tensors(SHAPES, seed=1, scale=0.1, dtype=torch.float64)
     params = [p.to(dtype).clone().requires_grad_() for p in init]
-    opt = AdEMAMix(params, lr=3e-3, eps=1e-8, impl="reference", **hp)
+    opt = AdEMAMix(params, lr=3e-3, eps=1e-8, impl=impl, **hp)
     ref = NumpyAdEMAMix(
         [p.detach().double().numpy() for p in params],
         lr=3e-3,
@@ -37,7 +35,7 @@ def test_matches_numpy_reference_over_200_steps(case: str, dtype: torch.dtype) -
         eps=1e-8,
         weight_decay=hp["weight_decay"],
     )
-    for k in range(200):
+    for k in range(steps):
         grads = random_tensors(SHAPES, seed=10_000 + k, dtype=dtype)
         for p, g in zip(params, grads, strict=True):
             p.grad = g
@@ -45,10 +43,26 @@ def test_matches_numpy_reference_over_200_steps(case: str, dtype: torch.dtype) -
         ref.step([g.double().numpy() for g in grads])
     diff = max(np.abs(p.detach().double().numpy() - r).max() for p, r in zip(params, ref.params, strict=True))
     moved = max(np.abs(p.double().numpy() - r).max() for p, r in zip(init, ref.params, strict=True))
+    return opt, diff, moved
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("case", list(CASES))
+def test_matches_numpy_reference_over_200_steps(case: str, dtype: torch.dtype) -> None:
+    # float64 checks the algorithm to rounding; float32 (what models train in) to 1e-6, with
+    # weights of a typical network's scale (float32 storage of weights near 1 alone drifts ~1e-6).
+    opt, diff, moved = against_numpy(case, dtype, "reference", 200)
     assert moved > 0.1  # the comparison is over a real trajectory
     assert diff < (1e-12 if dtype == torch.float64 else 1e-6), diff
-    if hp["betas"][0] == 0.0:
+    if CASES[case]["betas"][0] == 0.0:
         assert all("exp_avg" not in s for s in opt.state.values())
+
+
+def test_compiled_path_keeps_float64_exact() -> None:
+    # The compiled path's per-step scalars are a tensor: float32 ones cost float64 parameters 1e-5.
+    opt, diff, moved = against_numpy("weight decay", torch.float64, "compiled", 300)
+    assert opt.impl_used == "compiled" and moved > 0.1
+    assert diff < 1e-12, diff
 
 
 @pytest.mark.parametrize("t_alpha_beta3", [None, 50])
