@@ -148,7 +148,10 @@ def fail_trials_of(
     storage = open_storage(storage_url)
     try:
         for name in names:
-            study = optuna.load_study(storage=storage, study_name=name)
+            try:
+                study = optuna.load_study(storage=storage, study_name=name)
+            except KeyError:  # not created yet: the worker died setting up
+                continue
             for t in study.get_trials(deepcopy=False):
                 if t.user_attrs.get("worker_pid") == pid and t.user_attrs.get("worker_host") == host:
                     if _fail_one(study, t, reason, exitcode, retry):

@@ -282,7 +282,8 @@ def _create(
 
 def _transient(exc: BaseException) -> bool:
     text = str(exc).lower()
-    return any(word in text for word in ("already exists", "duplicate", "database is locked", "deadlock"))
+    words = ("already exists", "duplicate", "unique constraint", "database is locked", "deadlock")
+    return any(word in text for word in words)
 
 
 def _sqlite_path(url: str) -> str | None:

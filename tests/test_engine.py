@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import math
 import os
-import signal
 from pathlib import Path
 
 import pytest
 from databases import fresh_postgres_database
-from optuna.trial import TrialState
-from sweeprun import assert_exact, run, start, studies, sweep_file, wait_for_running
+from sweeprun import assert_exact, run, start, studies, sweep_file
 
 from ademix_sweep.objective import FINISHED
 
@@ -73,45 +71,8 @@ def test_always_diverging_sweep_ends_cleanly_with_its_divergence_rate(tmp_path):
     assert "3 (100%)" in out.stdout and "diverged at step" in out.stdout
 
 
-def test_sigkilled_worker_trial_is_retried_and_the_sweep_ends_exact(tmp_path):
-    sweep = sweep_file(tmp_path, trials=3, steps=8000, eval_every=400)
-    url = f"sqlite:///{tmp_path / 'runs' / 'rb.db'}"
-    with start(sweep, "--workers", "2") as proc:
-        victim = wait_for_running(url, proc)
-        os.kill(victim.user_attrs["worker_pid"], signal.SIGKILL)
-        out, err = proc.communicate(timeout=400)
-    assert proc.returncode == 0, err
-    assert_exact(url, 3)
-    for study in studies(url).values():
-        killed = [
-            t
-            for t in study.trials
-            if t.user_attrs.get("worker_pid") == victim.user_attrs["worker_pid"] and t.state == TrialState.FAIL
-        ]
-        for t in killed:
-            assert t.user_attrs["failure"] == "worker died (exit code -9)"
-            retry = [r for r in study.trials if r.system_attrs.get("failed_trial") == t.number]
-            assert retry and retry[0].params == t.params and retry[0].state == TrialState.COMPLETE
-    assert "died (exit code -9)" in out
 
 
-def test_ctrl_c_leaves_nothing_running_and_the_next_run_completes(tmp_path):
-    sweep = sweep_file(tmp_path, trials=3, steps=8000, eval_every=400)
-    url = f"sqlite:///{tmp_path / 'runs' / 'rb.db'}"
-    with start(sweep, "--workers", "2") as proc:
-        wait_for_running(url, proc)
-        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole process group
-        out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert "interrupted; run the same command again to resume" in err
-    interrupted = []
-    for study in studies(url).values():
-        assert not [t for t in study.trials if t.state == TrialState.RUNNING]
-        interrupted += [t for t in study.trials if t.user_attrs.get("failure") == "interrupted"]
-    assert interrupted
-    out = run(sweep, "--workers", "2", timeout=400)
-    assert out.returncode == 0, out.stderr
-    assert_exact(url, 3)
 
 
 def test_two_run_processes_on_postgresql_share_the_budget():

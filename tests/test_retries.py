@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 from ademix_sweep.retries import claim, death_reason, fail_trials_of, requeue, requeue_stale
 from ademix_sweep.storage import open_storage
 
-ROUNDS, TRIALS = 4, 15
+ROUNDS, TRIALS = 3, 15
 
 
 def _dead_pid() -> int:

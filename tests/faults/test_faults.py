@@ -42,6 +42,15 @@ def test_workers_sigkilled_at_random_points_three_times(tmp_path):
     assert proc.returncode == 0, err
     assert out.count("died (exit code -9)") == 3
     assert_sound(url, LONG["trials"])
+    for study in studies(url).values():  # each killed trial failed, with one copy (same parameters) run again,
+        for t in study.trials:  # or none if it was a copy killed a second time
+            if t.state == TrialState.FAIL and t.user_attrs["worker_pid"] in killed:
+                copies = [r for r in study.trials if r.system_attrs.get("retry_history", [None])[-1] == t.number]
+                if t.user_attrs["failure"] == "worker died (exit code -9)":
+                    assert [(r.params, r.state.is_finished()) for r in copies] == [(t.params, True)]
+                else:
+                    assert t.user_attrs["failure"].startswith("worker killed by SIGKILL while running this trial 2")
+                    assert not copies and t.system_attrs["retry_history"]
 
 
 def test_parent_sigkilled_then_resumed(tmp_path):

@@ -27,7 +27,7 @@ from sweeprun import (
 
 from ademix_sweep.trial_loop import choose
 
-SLOW = ("--set", "task.step_pause_s=0.001")  # rosenbrock, 3000 steps: about 4 s a trial
+SLOW = ("--set", "task.step_pause_s=0.001")  # rosenbrock, 1000 steps: about 1.3 s a trial
 
 
 def _url(tmp_path) -> str:
@@ -56,20 +56,25 @@ def test_choose_runs_a_waiting_trial_in_the_last_free_slot():
 
 
 def test_ctrl_c_on_the_last_trials_then_resume_runs_the_requeued_ones(tmp_path):
-    sweep, url = sweep_file(tmp_path, trials=1, steps=3000, eval_every=200), _url(tmp_path)
+    sweep, url = sweep_file(tmp_path, trials=1, steps=1000, eval_every=100), _url(tmp_path)
     with start(sweep, "--workers", "2", *SLOW) as proc:
         wait_for_running(url, proc)
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
+    assert "interrupted; run the same command again to resume" in err
+    for study in studies(url).values():
+        assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+        assert all(t.user_attrs["failure"] == "interrupted" for t in study.trials if t.state == TrialState.FAIL)
     assert _stuck(url)  # the case that deadlocked
     out = run(sweep, "--workers", "2", *SLOW, timeout=120)
     assert out.returncode == 0, out.stderr
     assert_sound(url, 1)
 
 
+@pytest.mark.load  # the same cause as the Ctrl-C case (choose), here through a worker's death
 def test_worker_sigkilled_on_the_last_trial_is_replaced_and_runs_it(tmp_path):
-    sweep, url = sweep_file(tmp_path, trials=1, steps=3000, eval_every=200), _url(tmp_path)
+    sweep, url = sweep_file(tmp_path, trials=1, steps=1000, eval_every=100), _url(tmp_path)
     with start(sweep, "--workers", "1", *SLOW) as proc:
         victim = wait_for_running(url, proc)
         os.kill(victim.user_attrs["worker_pid"], signal.SIGKILL)
@@ -79,7 +84,7 @@ def test_worker_sigkilled_on_the_last_trial_is_replaced_and_runs_it(tmp_path):
     assert_sound(url, 1)
 
 
-@pytest.mark.parametrize("ctrl_c", ["twice", "once"])
+@pytest.mark.parametrize("ctrl_c", ["twice", pytest.param("once", marks=pytest.mark.load)])
 def test_hung_trial_stopped_by_ctrl_c_is_run_on_resume(tmp_path, ctrl_c):
     # Once: the trial never reaches its next evaluation, so the stop grace (2 s here) ends it.
     sweep, url = fault_sweep(tmp_path, "hang", first=1, trials=1, steps=200, eval_every=100), _url(tmp_path)

@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 from sweeprun import assert_sound, fault_sweep, run, start, states, studies, sweep_file, wait_for_running, wait_gone
 
-from ademix_sweep.contract import Slot
+from ademix_sweep.contract import STOP_GRACE_S, Slot
 from ademix_sweep.slots import WORKER_MEMORY_BYTES, check_capacity
 
 
@@ -35,9 +35,11 @@ def test_a_trial_past_train_timeout_is_failed_and_not_requeued(tmp_path):
 
 def test_sigterm_as_slurm_sends_it_leaves_nothing_running_when_evaluations_are_60_s_apart(tmp_path):
     # Slurm: SIGTERM to every process of the job, SIGKILL 30 s later. Steps of 10 s, the first
-    # evaluation at step 6 (60 s): the trial cannot reach it, so the grace period (20 s) ends it.
+    # evaluation at step 6 (60 s): the trial cannot reach it, so the stop grace ends it (5 s here
+    # to keep the suite short; the default, 20 s, also ends it before Slurm's SIGKILL).
     sweep, url = sweep_file(tmp_path, trials=1, steps=6, eval_every=6), _url(tmp_path)
-    with start(sweep, "--set", "task.step_pause_s=10") as proc:
+    assert STOP_GRACE_S < 30
+    with start(sweep, "--set", "task.step_pause_s=10", "--stop-grace", "5") as proc:
         trial = wait_for_running(url, proc, reported=False)
         os.killpg(proc.pid, signal.SIGTERM)
         try:
