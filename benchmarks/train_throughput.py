@@ -19,8 +19,8 @@ import time
 
 import torch
 
-from ademix_sweep.config import load_sweep
 from ademix_sweep.optim import build_optimizer, lr_multiplier
+from ademix_sweep.sweepfile.config import load_sweep
 from ademix_sweep.tasks import build_task, to_device
 from ademix_sweep.train import resolve_device, train
 

@@ -8,8 +8,8 @@ import math
 import pytest
 from rich.console import Console
 
-from ademix_sweep import report_results
-from ademix_sweep.compare import Config, chosen, mean_curve, paired, step_ratio, summary
+from ademix_sweep.cli import report_results
+from ademix_sweep.results.compare import Config, chosen, mean_curve, paired, step_ratio, summary
 
 
 def test_mean_and_sample_std_leave_diverged_runs_out():

@@ -10,7 +10,7 @@ import pytest
 from databases import fresh_postgres_database
 from sweeprun import assert_exact, run, start, studies, sweep_file
 
-from ademix_sweep.objective import FINISHED
+from ademix_sweep.engine.objective import FINISHED
 
 
 def test_two_workers_end_with_exact_budgets_and_a_resume_runs_only_the_difference(tmp_path):
@@ -90,7 +90,7 @@ def test_two_run_processes_on_postgresql_share_the_budget():
 
 
 def test_device_slots():
-    from ademix_sweep.slots import plan_slots
+    from ademix_sweep.engine.slots import plan_slots
 
     cpu = plan_slots("auto", 2, 1, cuda_count=0, cpu_count=8)
     assert [(s.rank, s.device, s.gpu, s.threads) for s in cpu] == [(0, "cpu", None, 4), (1, "cpu", None, 4)]

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from ademix_sweep.cli import app
-from ademix_sweep.config import load_sweep
-from ademix_sweep.yamlio import SweepFileError
+from ademix_sweep.sweepfile.config import load_sweep
+from ademix_sweep.sweepfile.yamlio import SweepFileError
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = {p.name: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "sweeps").glob("*.yaml"))}

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ademix_sweep import report
-from ademix_sweep.config import load_sweep
-from ademix_sweep.report import sweep_summary
+from ademix_sweep.cli import report
+from ademix_sweep.cli.report import sweep_summary
+from ademix_sweep.sweepfile.config import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

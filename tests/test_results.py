@@ -18,7 +18,8 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 from rich.console import Console
 
-from ademix_sweep import report_results, results
+from ademix_sweep.cli import report_results
+from ademix_sweep.results import read as results
 
 SWEEP = """\
 name: rb

@@ -15,8 +15,8 @@ import optuna
 from databases import fresh_postgres_database
 from optuna.trial import TrialState
 
-from ademix_sweep.retries import claim, death_reason, fail_trials_of, requeue, requeue_stale
-from ademix_sweep.storage import open_storage
+from ademix_sweep.engine.retries import claim, death_reason, fail_trials_of, requeue, requeue_stale
+from ademix_sweep.engine.storage import open_storage
 
 ROUNDS, TRIALS = 3, 15
 

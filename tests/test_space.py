@@ -6,9 +6,9 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from ademix_sweep.config import AdEMAMixSpace
-from ademix_sweep.dists import Dist
-from ademix_sweep.space import from_param, grid_space, sample_hparams
+from ademix_sweep.engine.space import from_param, grid_space, sample_hparams
+from ademix_sweep.sweepfile.config import AdEMAMixSpace
+from ademix_sweep.sweepfile.dists import Dist
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -9,9 +9,8 @@ import optuna
 import pytest
 from databases import ensure_mariadb, ensure_postgres, fresh_postgres_database
 
-from ademix_sweep.config import load_sweep
-from ademix_sweep.storage import StorageError, mask_url, open_storage, resolve_storage_url
-from ademix_sweep.study import (
+from ademix_sweep.engine.storage import StorageError, mask_url, open_storage, resolve_storage_url
+from ademix_sweep.engine.study import (
     ATTR,
     SweepMismatch,
     create_or_resume,
@@ -20,6 +19,7 @@ from ademix_sweep.study import (
     make_pruner,
     make_sampler,
 )
+from ademix_sweep.sweepfile.config import load_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 ROSEN = ROOT / "sweeps/rosenbrock.yaml"

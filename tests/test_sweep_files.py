@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from ademix_sweep.cli import app
-from ademix_sweep.config import load_sweep
+from ademix_sweep.sweepfile.config import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "sweeps").glob("*.yaml"))

@@ -9,8 +9,8 @@ import torch
 from helpers import cuda_only
 from torch import nn
 
-from ademix_sweep.config import LmTask, RosenbrockTask, Train, VisionTask
 from ademix_sweep.optim import lr_multiplier
+from ademix_sweep.sweepfile.config import LmTask, RosenbrockTask, Train, VisionTask
 from ademix_sweep.tasks import build_task
 from ademix_sweep.train import Diverged, train
 

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from ademix_sweep import __version__, report
-from ademix_sweep.contract import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, STOP_GRACE_S
+from ademix_sweep import __version__
+from ademix_sweep.cli import report
+from ademix_sweep.engine.contract import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, STOP_GRACE_S
 
 if TYPE_CHECKING:
-    from ademix_sweep.contract import Slot, Spec
-    from ademix_sweep.workers import Outcome
+    from ademix_sweep.engine.contract import Slot, Spec
+    from ademix_sweep.engine.workers import Outcome
 
 app = typer.Typer(
     name="ademix-sweep",
@@ -91,7 +92,7 @@ class WorkerOptions:
 def plan(opts: WorkerOptions) -> list[Slot]:
     """The device slots; ValueError with a one-line reason, also for more workers than the
     machine holds (unless ``--force``)."""
-    from ademix_sweep import slots as planner
+    from ademix_sweep.engine import slots as planner
 
     cores = planner.usable_cores()
     slots = planner.plan_slots(opts.devices, opts.workers, opts.per_device, planner.visible_gpus(), cores)
@@ -113,9 +114,9 @@ def run_workers(
     Returns how the workers ended and the final figures."""
     import optuna
 
-    from ademix_sweep import storage
-    from ademix_sweep import study as studies
-    from ademix_sweep import workers as pool
+    from ademix_sweep.engine import storage
+    from ademix_sweep.engine import study as studies
+    from ademix_sweep.engine import workers as pool
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     bad = ""

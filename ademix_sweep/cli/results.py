@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from ademix_sweep import report_results
+from ademix_sweep.cli import report_results
 from ademix_sweep.cli.base import (
     Devices,
     Force,
@@ -33,11 +33,11 @@ from ademix_sweep.cli.base import (
     plan,
     run_workers,
 )
-from ademix_sweep.contract import STOP_GRACE_S
-from ademix_sweep.yamlio import SweepFileError
+from ademix_sweep.engine.contract import STOP_GRACE_S
+from ademix_sweep.sweepfile.yamlio import SweepFileError
 
 if TYPE_CHECKING:
-    from ademix_sweep.results import Sweep
+    from ademix_sweep.results.read import Sweep
 
 File = Annotated[str | None, typer.Argument(metavar="[FILE]", help="Sweep file (or --storage and --name).")]
 Name = Annotated[str | None, typer.Option("--name", help="Sweep name, with --storage and no FILE.")]
@@ -46,7 +46,7 @@ Name = Annotated[str | None, typer.Option("--name", help="Sweep name, with --sto
 @contextmanager
 def _reading(file: str | None, sweep: Sweep) -> Iterator[None]:
     """A storage that fails while being read (a corrupt file): exit 2 with one line."""
-    from ademix_sweep.storage import StorageError, storage_errors
+    from ademix_sweep.engine.storage import StorageError, storage_errors
 
     try:
         with storage_errors(sweep.url):
@@ -59,8 +59,8 @@ def _open(file: str | None, storage: str | None, name: str | None) -> Sweep:
     """The sweep, or exit 2 with one line."""
     import optuna
 
-    from ademix_sweep import results
-    from ademix_sweep.storage import StorageError
+    from ademix_sweep.engine.storage import StorageError
+    from ademix_sweep.results import read as results
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -74,8 +74,8 @@ def _open(file: str | None, storage: str | None, name: str | None) -> Sweep:
 @app.command()
 def status(file: File = None, storage: Storage = None, name: Name = None) -> None:
     """Trials by state, budget used, best value and parameters, divergence rate, running trials."""
-    from ademix_sweep import results
-    from ademix_sweep.storage import mask_url
+    from ademix_sweep.engine.storage import mask_url
+    from ademix_sweep.results import read as results
 
     sweep = _open(file, storage, name)
     with _reading(file, sweep):
@@ -92,7 +92,7 @@ def best(
     optimizer: Annotated[str | None, typer.Option("--optimizer", help="Only this optimizer.")] = None,
 ) -> None:
     """The best configuration of each optimizer as YAML (for train --param, or your own script)."""
-    from ademix_sweep import results
+    from ademix_sweep.results import read as results
 
     sweep = _open(file, storage, name)
     if optimizer is not None and optimizer not in sweep.studies:
@@ -117,7 +117,7 @@ def export(
     output: Annotated[str | None, typer.Option("-o", "--output", help="File to write (default: print it).")] = None,
 ) -> None:
     """Every trial of every optimizer: number, state, parameters, value, duration, device, failure."""
-    from ademix_sweep import results
+    from ademix_sweep.results import read as results
 
     if fmt not in ("csv", "json"):
         raise bad_input(f"--format {fmt}: expected csv or json")
@@ -154,7 +154,7 @@ def plot(
     output: Annotated[str, typer.Option("-o", "--output", help="Folder for the figures.")] = "plots",
 ) -> None:
     """PNG figures: best-so-far against compute, best curves, lr sensitivity, α against β3."""
-    from ademix_sweep import plots
+    from ademix_sweep.results import plots
 
     sweep = _open(file, storage, name)
     try:
@@ -190,12 +190,12 @@ def compare(
 def _compare(file: str, storage: str | None, count: int, top_k: int, opts: WorkerOptions, as_json: bool) -> None:
     import optuna
 
-    from ademix_sweep import compare as cmp
-    from ademix_sweep import storage as stores
-    from ademix_sweep import study as studies
-    from ademix_sweep.config import read_sweep
-    from ademix_sweep.contract import Spec
-    from ademix_sweep.retries import fail_dead_local_trials
+    from ademix_sweep.engine import storage as stores
+    from ademix_sweep.engine import study as studies
+    from ademix_sweep.engine.contract import Spec
+    from ademix_sweep.engine.retries import fail_dead_local_trials
+    from ademix_sweep.results import compare as cmp
+    from ademix_sweep.sweepfile.config import read_sweep
 
     sweep = _open(file, storage, None)
     try:

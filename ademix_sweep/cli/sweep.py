@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ademix_sweep import report
+from ademix_sweep.cli import report
 from ademix_sweep.cli.base import (
     EXIT_BAD_INPUT,
     Devices,
@@ -28,9 +28,9 @@ from ademix_sweep.cli.base import (
     plan,
     run_workers,
 )
-from ademix_sweep.config import json_schema, load_sweep
-from ademix_sweep.contract import STOP_GRACE_S
-from ademix_sweep.yamlio import SweepFileError
+from ademix_sweep.engine.contract import STOP_GRACE_S
+from ademix_sweep.sweepfile.config import json_schema, load_sweep
+from ademix_sweep.sweepfile.yamlio import SweepFileError
 
 TEMPLATES = ("lm", "vision", "rosenbrock")
 
@@ -108,28 +108,29 @@ def train_command(
 def _train(
     file: str, optimizer: str, params: list[str], overrides: list[str], device: str, seed: int | None, as_json: bool
 ) -> None:
-    from ademix_sweep import train as training  # torch is imported only by commands that train
+    from ademix_sweep.engine import job as jobs  # torch is imported only by commands that train
+    from ademix_sweep.train import Diverged
 
     try:
-        job = training.prepare_job(file, optimizer, params, overrides, device)
-    except (SweepFileError, training.BadDevice) as exc:
+        job = jobs.prepare_job(file, optimizer, params, overrides, device)
+    except (SweepFileError, jobs.BadDevice) as exc:
         raise bad_input(str(exc)) from None
     console = Console(stderr=as_json)
     try:
         with report.TrainProgress(console, job.cfg.train.steps, job.task.unit, optimizer) as bar:
-            result = training.run_job(job, seed=seed, on_log=bar.update)
-    except training.Diverged as exc:
+            result = jobs.run_job(job, seed=seed, on_log=bar.update)
+    except Diverged as exc:
         if as_json:
             typer.echo(
                 json.dumps({"diverged": True, "step": exc.step, "value": _json_float(exc.value), "reason": exc.reason})
             )
         typer.echo(f"{file}: {optimizer} {exc}", err=True)
         raise typer.Exit(1) from None
-    except training.TrainingFailed as exc:
+    except jobs.TrainingFailed as exc:
         typer.echo(f"{file}: {exc}", err=True)
         raise typer.Exit(1) from None
     if as_json:
-        typer.echo(json.dumps(training.result_json(job, result, seed)))
+        typer.echo(json.dumps(jobs.result_json(job, result, seed)))
     else:
         report.train_summary(console, result, optimizer, job.hparams, job.defaulted, job.task.fingerprint)
 
@@ -159,12 +160,12 @@ def run(
 def _run(file: str, storage: str | None, trials: int | None, opts: WorkerOptions, overrides: list[str]) -> None:
     import optuna
 
-    from ademix_sweep import results
-    from ademix_sweep import storage as stores
-    from ademix_sweep import study as studies
-    from ademix_sweep.config import read_sweep
-    from ademix_sweep.contract import Spec
-    from ademix_sweep.retries import fail_dead_local_trials
+    from ademix_sweep.engine import storage as stores
+    from ademix_sweep.engine import study as studies
+    from ademix_sweep.engine.contract import Spec
+    from ademix_sweep.engine.retries import fail_dead_local_trials
+    from ademix_sweep.results import read as results
+    from ademix_sweep.sweepfile.config import read_sweep
 
     if trials is not None:
         overrides = [*overrides, f"budget.trials={trials}"]

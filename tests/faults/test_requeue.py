@@ -25,7 +25,7 @@ from sweeprun import (
     wait_for_running,
 )
 
-from ademix_sweep.trial_loop import choose
+from ademix_sweep.engine.trial_loop import choose
 
 SLOW = ("--set", "task.step_pause_s=0.001")  # rosenbrock, 1000 steps: about 1.3 s a trial
 

@@ -11,8 +11,8 @@ import pytest
 from optuna.trial import TrialState
 from sweeprun import assert_sound, fault_sweep, run, start, states, studies, sweep_file, wait_for_running, wait_gone
 
-from ademix_sweep.contract import STOP_GRACE_S, Slot
-from ademix_sweep.slots import WORKER_MEMORY_BYTES, check_capacity
+from ademix_sweep.engine.contract import STOP_GRACE_S, Slot
+from ademix_sweep.engine.slots import WORKER_MEMORY_BYTES, check_capacity
 
 
 def _url(tmp_path) -> str:

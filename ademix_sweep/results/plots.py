@@ -20,7 +20,7 @@ import optuna
 from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState
 
-from .results import best_trial, duration_s, hyperparameters
+from ademix_sweep.results.read import best_trial, duration_s, hyperparameters
 
 COLORS = {"ademamix": "tab:blue", "adamw": "tab:orange"}
 Studies = dict[str, optuna.Study]

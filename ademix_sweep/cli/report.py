@@ -10,11 +10,18 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from .config import LmTask, RosenbrockTask, SweepConfig, VisionTask, free_dimensions, t_alpha_beta3_steps
+from ademix_sweep.sweepfile.config import (
+    LmTask,
+    RosenbrockTask,
+    SweepConfig,
+    VisionTask,
+    free_dimensions,
+    t_alpha_beta3_steps,
+)
 
 if TYPE_CHECKING:
-    from .train import Progress as TrainStatus
-    from .train import TrainResult
+    from ademix_sweep.train import Progress as TrainStatus
+    from ademix_sweep.train import TrainResult
 
 
 def describe_task(task: object) -> str:

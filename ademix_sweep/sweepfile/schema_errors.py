@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .dists import did_you_mean
-from .yamlio import Document, SweepFileError, dotted
+from ademix_sweep.sweepfile.dists import did_you_mean
+from ademix_sweep.sweepfile.yamlio import Document, SweepFileError, dotted
 
 PATTERN_HELP = {
     "name": "letters, digits, '_', '.' or '-', starting with a letter or digit, at most 100 characters",

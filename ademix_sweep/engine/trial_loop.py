@@ -26,8 +26,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from .contract import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_STORAGE, Slot, Spec
-from .objective import (
+from ademix_sweep.engine.contract import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_STORAGE, Slot, Spec
+from ademix_sweep.engine.objective import (
     Interrupted,
     Surplus,
     Worker,
@@ -36,13 +36,20 @@ from .objective import (
     make_compare_objective,
     make_objective,
 )
-from .retries import COMPARE, INTERRUPTED, fail_trials_of, requeue, requeue_stale
-from .storage import StorageError, failure_message, is_storage_outage, open_storage, retrying, storage_failure
-from .study import SweepMismatch, compare_study_name, create_or_resume
-from .yamlio import SweepFileError
+from ademix_sweep.engine.retries import COMPARE, INTERRUPTED, fail_trials_of, requeue, requeue_stale
+from ademix_sweep.engine.storage import (
+    StorageError,
+    failure_message,
+    is_storage_outage,
+    open_storage,
+    retrying,
+    storage_failure,
+)
+from ademix_sweep.engine.study import SweepMismatch, compare_study_name, create_or_resume
+from ademix_sweep.sweepfile.yamlio import SweepFileError
 
 if TYPE_CHECKING:
-    from .train import Job
+    from ademix_sweep.engine.job import Job
 
 MAX_CONSECUTIVE_FAILURES = 3  # a worker whose trials keep failing (not diverging) gives up
 WAIT_S = 0.25
@@ -137,7 +144,7 @@ def _emitter(events: Any, rank: int) -> Emit:
 
 def _setup(spec: Spec, slot: Slot, emit: Emit) -> tuple[dict[str, Job], dict[str, optuna.Study], RDBStorage]:
     """The task and both studies; bad input ends the worker with EXIT_BAD_INPUT and one line."""
-    from .train import BadDevice, prepare_job
+    from ademix_sweep.engine.job import BadDevice, prepare_job
 
     try:
         base = prepare_job(spec.file, spec.optimizers[0], (), spec.overrides, slot.device)

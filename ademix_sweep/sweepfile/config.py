@@ -19,9 +19,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from .dists import Dist, Rule, did_you_mean, fail
-from .schema_errors import to_file_error
-from .yamlio import Document, SweepFileError, apply_override, dotted, read_document
+from ademix_sweep.sweepfile.dists import Dist, Rule, did_you_mean, fail
+from ademix_sweep.sweepfile.schema_errors import to_file_error
+from ademix_sweep.sweepfile.yamlio import Document, SweepFileError, apply_override, dotted, read_document
 
 BUILTIN_DATA = {
     "lm": ("builtin:python-stdlib", "builtin:python-docs"),

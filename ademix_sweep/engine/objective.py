@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from .retries import COMPARE, FAILURE, INTERRUPTED
-from .space import sample_hparams
+from ademix_sweep.engine.retries import COMPARE, FAILURE, INTERRUPTED
+from ademix_sweep.engine.space import sample_hparams
 
 if TYPE_CHECKING:  # train imports torch: the parent of the workers does without it
-    from .train import Job, Progress
+    from ademix_sweep.engine.job import Job
+    from ademix_sweep.train import Progress
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -152,7 +153,7 @@ def _run(
     prune: bool = True,
 ) -> float:
     """Train, reporting each evaluation (and pruning), and record the result on the trial."""
-    from .train import Diverged, train
+    from ademix_sweep.train import Diverged, train
 
     steps = job.cfg.train.steps
     emit({**base, "event": "start", "steps": steps})

@@ -28,9 +28,9 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from .objective import run_key
-from .results import hyperparameters, top_trials
-from .retries import COMPARE
+from ademix_sweep.engine.objective import run_key
+from ademix_sweep.engine.retries import COMPARE
+from ademix_sweep.results.read import hyperparameters, top_trials
 
 SEED_OFFSET = 1000
 BOOTSTRAP = 10_000

@@ -32,7 +32,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
-from .contract import (
+from ademix_sweep.engine.contract import (
     EXIT_BAD_INPUT,
     EXIT_GAVE_UP,
     EXIT_INTERRUPTED,
@@ -41,9 +41,16 @@ from .contract import (
     Slot,
     Spec,
 )
-from .retries import INTERRUPTED, fail_trials_of, how_it_ended
-from .storage import OUTAGE_S, StorageError, checkpoint_sqlite, failure_message, retrying, storage_failure
-from .trial_loop import worker_main
+from ademix_sweep.engine.retries import INTERRUPTED, fail_trials_of, how_it_ended
+from ademix_sweep.engine.storage import (
+    OUTAGE_S,
+    StorageError,
+    checkpoint_sqlite,
+    failure_message,
+    retrying,
+    storage_failure,
+)
+from ademix_sweep.engine.trial_loop import worker_main
 
 MAX_ABNORMAL_IN_A_ROW = 3  # a slot whose trials end this many times in a row by death or timeout is given up
 CHECKPOINT_S = 60.0  # how often a SQLite storage's write-ahead log is folded back

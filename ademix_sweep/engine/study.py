@@ -17,9 +17,9 @@ from typing import Any
 import optuna
 from optuna.storages import RDBStorage
 
-from . import __version__
-from .config import SweepConfig
-from .space import grid_space
+from ademix_sweep import __version__
+from ademix_sweep.engine.space import grid_space
+from ademix_sweep.sweepfile.config import SweepConfig
 
 ATTR = "ademix_sweep"
 BUDGET_ATTR = "ademix_sweep_budget"  # the last run's budget.trials, for readers without the file

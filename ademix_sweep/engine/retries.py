@@ -28,7 +28,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from .storage import open_storage
+from ademix_sweep.engine.storage import open_storage
 
 COMPARE = "compare"  # the user attribute that names a compare run: optimizer, source_trial, rank, seed, params
 FAILURE = "failure"  # the user attribute that says why a trial failed, diverged or was not run

@@ -7,7 +7,7 @@ import os
 from importlib import metadata
 from pathlib import Path
 
-from .contract import Slot
+from ademix_sweep.engine.contract import Slot
 
 WORKER_MEMORY_BYTES = 350 * 2**20  # a worker's resident memory with torch and a small task loaded
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from .config import AdamWSpace, t_alpha_beta3_steps
-from .dists import Dist
+from ademix_sweep.sweepfile.config import AdamWSpace, t_alpha_beta3_steps
+from ademix_sweep.sweepfile.dists import Dist
 
 
 class TrialLike(Protocol):

@@ -19,9 +19,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
-from .config import read_sweep
-from .storage import mask_url, open_storage, resolve_storage_url, storage_errors
-from .study import ATTR, BUDGET_ATTR, study_name
+from ademix_sweep.engine.storage import mask_url, open_storage, resolve_storage_url, storage_errors
+from ademix_sweep.engine.study import ATTR, BUDGET_ATTR, study_name
+from ademix_sweep.sweepfile.config import read_sweep
 
 OPTIMIZERS = ("ademamix", "adamw")
 COLUMNS = (

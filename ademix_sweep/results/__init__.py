@@ -1,0 +1,1 @@
+"""Reading a sweep back: trials and status, compare and its statistics, plots."""
