@@ -16,8 +16,10 @@ from ademix_sweep.cli import report
 from ademix_sweep.engine.contract import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, STOP_GRACE_S
 
 if TYPE_CHECKING:
-    from ademix_sweep.engine.contract import Slot, Spec
+    from ademix_sweep.engine.contract import Slot
+    from ademix_sweep.engine.sweep import SweepPlan
     from ademix_sweep.engine.workers import Outcome
+    from ademix_sweep.results.rerun import ComparePlan
 
 app = typer.Typer(
     name="ademix-sweep",
@@ -89,7 +91,7 @@ class WorkerOptions:
     stop_grace_s: float = STOP_GRACE_S
 
 
-def plan(opts: WorkerOptions) -> list[Slot]:
+def slots_for(opts: WorkerOptions) -> list[Slot]:
     """The device slots; ValueError with a one-line reason, also for more workers than the
     machine holds (unless ``--force``)."""
     from ademix_sweep.engine import slots as planner
@@ -101,33 +103,33 @@ def plan(opts: WorkerOptions) -> list[Slot]:
     return slots
 
 
-def run_workers(
+def run_live(
     console: Console,
     file: str,
-    spec: Spec,
-    slots: list[Slot],
-    stats: Callable[[], dict[str, dict[str, Any]]],
-    prepare: Callable[[], None] = lambda: None,
-    total: int | None = None,
+    plan: SweepPlan | ComparePlan,
+    total: int,
+    start: Callable[[Callable[[dict[str, Any]], None], Callable[[], None]], Outcome],
+    figures: Callable[[], dict[str, dict[str, Any]]],
 ) -> tuple[Outcome, dict[str, dict[str, Any]]]:
-    """Run the workers under the live view; bad input found on the way exits 2 with one line.
-    Returns how the workers ended and the final figures."""
+    """``start(on_event, on_tick)`` runs the workers under the live view, which shows
+    ``figures()``; bad input found on the way exits 2 with one line. Returns how the workers
+    ended and the final figures."""
     import optuna
 
     from ademix_sweep.engine import storage
-    from ademix_sweep.engine import study as studies
-    from ademix_sweep.engine import workers as pool
+    from ademix_sweep.engine.study import SweepMismatch
+    from ademix_sweep.engine.workers import BadSweep
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     bad = ""
-    with report.SweepView(console, total or spec.budget, spec.optimizers) as view:
+    with report.SweepView(console, total, plan.spec.optimizers) as view:
         try:
-            outcome = pool.run_sweep(spec, slots, view.event, lambda: view.update(stats()), prepare=prepare)
-            with storage.storage_errors(spec.storage):
-                final = storage.retrying(stats)  # the database may be coming back from a restart
+            outcome = start(view.event, lambda: view.update(figures()))
+            with storage.storage_errors(plan.spec.storage):
+                final = storage.retrying(figures)  # the database may be coming back from a restart
             view.update(final)
-        except (pool.BadSweep, storage.StorageError, studies.SweepMismatch) as exc:
-            bad = str(exc) if isinstance(exc, pool.BadSweep) else f"{file}: {exc}"
+        except (BadSweep, storage.StorageError, SweepMismatch) as exc:
+            bad = str(exc) if isinstance(exc, BadSweep) else f"{file}: {exc}"
     if bad:  # after the live view has stopped: the line goes to stderr
         raise bad_input(bad)
     return outcome, final

@@ -30,8 +30,8 @@ from ademix_sweep.cli.base import (
     bad_input,
     ctrl_c_exits_130,
     finish,
-    plan,
-    run_workers,
+    run_live,
+    slots_for,
 )
 from ademix_sweep.engine.contract import STOP_GRACE_S
 from ademix_sweep.sweepfile.yamlio import SweepFileError
@@ -55,14 +55,18 @@ def _reading(file: str | None, sweep: Sweep) -> Iterator[None]:
         raise bad_input(f"{file or sweep.name}: {exc}") from None
 
 
-def _open(file: str | None, storage: str | None, name: str | None) -> Sweep:
-    """The sweep, or exit 2 with one line."""
+def _quiet_optuna() -> None:
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def _open(file: str | None, storage: str | None, name: str | None) -> Sweep:
+    """The sweep, or exit 2 with one line."""
     from ademix_sweep.engine.storage import StorageError
     from ademix_sweep.results import read as results
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _quiet_optuna()
     try:
         return results.open_sweep(file, storage, name)
     except SweepFileError as exc:
@@ -188,77 +192,48 @@ def compare(
 
 
 def _compare(file: str, storage: str | None, count: int, top_k: int, opts: WorkerOptions, as_json: bool) -> None:
-    import optuna
+    from ademix_sweep.engine.storage import StorageError
+    from ademix_sweep.engine.study import SweepMismatch
+    from ademix_sweep.results import rerun
+    from ademix_sweep.results.read import NoSweep
 
-    from ademix_sweep.engine import storage as stores
-    from ademix_sweep.engine import study as studies
-    from ademix_sweep.engine.contract import Spec
-    from ademix_sweep.engine.retries import fail_dead_local_trials
-    from ademix_sweep.results import compare as cmp
-    from ademix_sweep.sweepfile.config import read_sweep
-
-    sweep = _open(file, storage, None)
+    _quiet_optuna()
     try:
-        cfg, _ = read_sweep(file)
-        seeds = cmp.compare_seeds(cfg.seed, count)
-        runs = cmp.plan(sweep.studies, top_k, seeds)
-        for opt, study in sweep.studies.items():
-            studies.check_same_sweep(study, cfg, opt)
-        slots = plan(opts)
-    except (studies.SweepMismatch, ValueError) as exc:
-        raise bad_input(f"{file}: {exc}") from None
-    try:
-        with stores.storage_errors(sweep.url):
-            runs_study = optuna.create_study(
-                storage=stores.open_storage(sweep.url),
-                study_name=studies.compare_study_name(sweep.name),
-                sampler=optuna.samplers.RandomSampler(seed=cfg.seed),
-                load_if_exists=True,
-            )
-            added = cmp.enqueue(runs_study, runs)
-            fail_dead_local_trials(sweep.url, [runs_study.study_name])
-    except stores.StorageError as exc:
+        plan = rerun.plan_compare(
+            file, slots=slots_for(opts), storage=storage, seeds=count, top_k=top_k, stop_grace_s=opts.stop_grace_s
+        )
+    except SweepFileError as exc:
+        raise bad_input(str(exc)) from None
+    except (NoSweep, StorageError, SweepMismatch, ValueError) as exc:
         raise bad_input(f"{file}: {exc}") from None
     console = Console(stderr=as_json)
-    optimizers = tuple(sweep.studies)
-    per_optimizer = len(runs) // len(optimizers)
-
-    def progress() -> dict[str, dict[str, Any]]:
-        gathered = cmp.gather(runs_study, runs)
-        return {opt: _progress(gathered.get(opt, [])) for opt in optimizers}
-
+    optimizers, per_optimizer = plan.spec.optimizers, plan.spec.budget
     outcome = None
-    if added or _unfinished(runs_study):
+    if rerun.pending(plan):
         console.print(
-            f"compare [bold]{sweep.name}[/]: {per_optimizer} run(s) per optimizer ({top_k} configuration(s) × "
-            f"{count} seed(s)), {added} new; {len(slots)} worker(s)",
+            f"compare [bold]{plan.sweep.name}[/]: {per_optimizer} run(s) per optimizer ({top_k} configuration(s) × "
+            f"{count} seed(s)), {plan.added} new; {len(plan.slots)} worker(s)",
             highlight=False,
         )
-        spec = Spec(
+        outcome, _ = run_live(
+            console,
             file,
-            sweep.name,
-            (),
-            sweep.url,
+            plan,
             per_optimizer,
-            optimizers,
-            mode="compare",
-            timeout_s=cfg.train.timeout,
-            stop_grace_s=opts.stop_grace_s,
+            lambda on_event, on_tick: rerun.run_compare(plan, on_event=on_event, on_tick=on_tick),
+            lambda: {opt: _progress(configs) for opt, configs in _per_optimizer(rerun.gathered(plan), optimizers)},
         )
-        outcome, _ = run_workers(console, file, spec, slots, progress, total=per_optimizer)
-    result = cmp.summary(cmp.gather(runs_study, runs), seeds)
+    result = rerun.compare_summary(plan)
     if as_json:
-        typer.echo(json.dumps(_json_safe({"sweep": sweep.name, **result})))
+        typer.echo(json.dumps(_json_safe({"sweep": plan.sweep.name, **result})))
     else:
-        report_results.compare(console, sweep.name, result)
+        report_results.compare(console, plan.sweep.name, result)
     if outcome is not None and outcome.code:
         finish(file, outcome)
 
 
-def _unfinished(study: Any) -> bool:
-    from optuna.trial import TrialState
-
-    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+def _per_optimizer(gathered: dict[str, list[Any]], optimizers: tuple[str, ...]) -> list[tuple[str, list[Any]]]:
+    return [(opt, gathered.get(opt, [])) for opt in optimizers]
 
 
 def _progress(configs: list[Any]) -> dict[str, Any]:

@@ -25,8 +25,8 @@ from ademix_sweep.cli.base import (
     bad_input,
     ctrl_c_exits_130,
     finish,
-    plan,
-    run_workers,
+    run_live,
+    slots_for,
 )
 from ademix_sweep.engine.contract import STOP_GRACE_S
 from ademix_sweep.sweepfile.config import json_schema, load_sweep
@@ -158,55 +158,33 @@ def run(
 
 
 def _run(file: str, storage: str | None, trials: int | None, opts: WorkerOptions, overrides: list[str]) -> None:
-    import optuna
-
-    from ademix_sweep.engine import storage as stores
-    from ademix_sweep.engine import study as studies
-    from ademix_sweep.engine.contract import Spec
-    from ademix_sweep.engine.retries import fail_dead_local_trials
-    from ademix_sweep.results import read as results
-    from ademix_sweep.sweepfile.config import read_sweep
+    from ademix_sweep.engine.storage import mask_url
+    from ademix_sweep.engine.sweep import plan_sweep, run_planned
+    from ademix_sweep.results.read import optimizer_status
 
     if trials is not None:
         overrides = [*overrides, f"budget.trials={trials}"]
     try:  # the file here; the stored sweep while the workers start; they build the task
-        cfg, _ = read_sweep(file, overrides, optimizer=None, params=())
-        url = stores.resolve_storage_url(storage, cfg.storage, cfg.name)
-        slots = plan(opts)
+        slots = slots_for(opts)
+        plan = plan_sweep(file, slots=slots, storage=storage, overrides=overrides, stop_grace_s=opts.stop_grace_s)
     except (SweepFileError, ValueError) as exc:
         raise bad_input(f"{file}: {exc}" if not isinstance(exc, SweepFileError) else str(exc)) from None
-    budget = cfg.budget.trials
-    optimizers = tuple(cfg.optimizers.spaces())
-    loaded: dict[str, optuna.Study] = {}
-
-    def prepare() -> None:
-        store = stores.open_storage(url)
-        with stores.storage_errors(url):
-            for opt in optimizers:
-                loaded[opt] = studies.create_or_resume(store, cfg, opt, None)
-                loaded[opt].set_user_attr(studies.BUDGET_ATTR, budget)
-            fail_dead_local_trials(url, spec.study_names())
-
+    spec = plan.spec
     console = Console()
     console.print(
-        f"sweep [bold]{cfg.name}[/]: {', '.join(optimizers)}, {budget} finished trials each, "
-        f"{len(slots)} worker(s) on {', '.join(sorted({s.device for s in slots}))}; "
-        f"storage {stores.mask_url(url)}",
+        f"sweep [bold]{spec.name}[/]: {', '.join(spec.optimizers)}, {spec.budget} finished trials each, "
+        f"{len(plan.slots)} worker(s) on {', '.join(sorted({s.device for s in plan.slots}))}; "
+        f"storage {mask_url(spec.storage)}",
         highlight=False,
         soft_wrap=True,
     )
-    spec = Spec(
+    outcome, stats = run_live(
+        console,
         file,
-        cfg.name,
-        tuple(overrides),
-        url,
-        budget,
-        optimizers,
-        timeout_s=cfg.train.timeout,
-        stop_grace_s=opts.stop_grace_s,
+        plan,
+        spec.budget,
+        lambda on_event, on_tick: run_planned(plan, on_event=on_event, on_tick=on_tick),
+        lambda: {opt: optimizer_status(study, spec.budget) for opt, study in plan.studies.items()},
     )
-    outcome, stats = run_workers(
-        console, file, spec, slots, lambda: {o: results.optimizer_status(s, budget) for o, s in loaded.items()}, prepare
-    )
-    report.sweep_result(console, stats, budget)
+    report.sweep_result(console, stats, spec.budget)
     finish(file, outcome)

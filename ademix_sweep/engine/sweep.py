@@ -1,0 +1,88 @@
+"""A sweep as a library call: what ``ademix-sweep run`` does, with no Typer and no printing.
+
+    from ademix_sweep.engine.slots import plan_slots
+    from ademix_sweep.engine.sweep import plan_sweep, run_planned
+
+    plan = plan_sweep("sweeps/rosenbrock.yaml", overrides=["budget.trials=8"], slots=plan_slots("cpu", 2, 1, 0, 2))
+    outcome = run_planned(plan)
+    outcome.code                         # 0, 1 (gave up: outcome.reason), 130 or 143
+    plan.studies["ademamix"].best_value
+
+``run_planned`` installs handlers for SIGINT and SIGTERM while it runs (a stop as ``run`` takes
+it), so call it from the main thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+
+from ademix_sweep.engine.contract import STOP_GRACE_S, Slot, Spec
+from ademix_sweep.engine.retries import fail_dead_local_trials
+from ademix_sweep.engine.storage import open_storage, resolve_storage_url, storage_errors
+from ademix_sweep.engine.study import BUDGET_ATTR, create_or_resume
+from ademix_sweep.engine.workers import Outcome, run_sweep
+from ademix_sweep.sweepfile.config import SweepConfig, read_sweep
+
+Studies = dict[str, optuna.Study]
+
+
+@dataclass(frozen=True)
+class SweepPlan:
+    """A checked sweep file and where and on what its trials will run."""
+
+    cfg: SweepConfig
+    spec: Spec
+    slots: list[Slot]
+    studies: Studies = field(default_factory=dict)  # optimizer -> its study, once run_planned opened it
+
+
+def plan_sweep(
+    file: str,
+    *,
+    slots: list[Slot],
+    storage: str | None = None,
+    overrides: Sequence[str] = (),
+    stop_grace_s: float = STOP_GRACE_S,
+) -> SweepPlan:
+    """Read and check the sweep file (``--set``-style ``overrides``); SweepFileError if it is bad."""
+    cfg, _ = read_sweep(file, list(overrides), optimizer=None, params=())
+    url = resolve_storage_url(storage, cfg.storage, cfg.name)
+    spec = Spec(
+        file,
+        cfg.name,
+        tuple(overrides),
+        url,
+        cfg.budget.trials,
+        tuple(cfg.optimizers.spaces()),
+        timeout_s=cfg.train.timeout,
+        stop_grace_s=stop_grace_s,
+    )
+    return SweepPlan(cfg, spec, slots)
+
+
+def run_planned(
+    plan: SweepPlan,
+    *,
+    on_event: Callable[[dict[str, Any]], None] = lambda event: None,
+    on_tick: Callable[[], None] = lambda: None,
+    tick_s: float = 2.0,
+) -> Outcome:
+    """Create or resume the sweep's studies into ``plan.studies`` (while the workers start), run
+    the workers until the budgets are finished or a stop, and return how they ended. ``on_event``
+    gets each worker event; ``on_tick`` runs every ``tick_s``. Raises BadSweep, StorageError or
+    SweepMismatch (one line each) for bad input found on the way."""
+    loaded, url = plan.studies, plan.spec.storage
+
+    def prepare() -> None:
+        store = open_storage(url)
+        with storage_errors(url):
+            for opt in plan.spec.optimizers:
+                loaded[opt] = create_or_resume(store, plan.cfg, opt, None)
+                loaded[opt].set_user_attr(BUDGET_ATTR, plan.spec.budget)
+            fail_dead_local_trials(url, plan.spec.study_names())
+
+    return run_sweep(plan.spec, plan.slots, on_event, on_tick, tick_s, prepare)

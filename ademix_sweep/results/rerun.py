@@ -1,0 +1,105 @@
+"""``compare`` as a library call: plan each optimizer's re-runs on fresh seeds, enqueue them in
+the sweep's compare study (so an interrupted compare resumes), run the workers, summarize.
+
+    plan = plan_compare("sweeps/rosenbrock.yaml", slots=slots, seeds=5)
+    if pending(plan):
+        run_compare(plan)                # an Outcome, as for a sweep
+    compare_summary(plan)                # the statistics compare prints (see compare.summary)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from ademix_sweep.engine.contract import STOP_GRACE_S, Slot, Spec
+from ademix_sweep.engine.retries import fail_dead_local_trials
+from ademix_sweep.engine.storage import open_storage, storage_errors
+from ademix_sweep.engine.study import check_same_sweep, compare_study_name
+from ademix_sweep.engine.workers import Outcome, run_sweep
+from ademix_sweep.results.compare import Config, compare_seeds, enqueue, gather, plan, summary
+from ademix_sweep.results.read import Sweep, open_sweep
+from ademix_sweep.sweepfile.config import read_sweep
+
+
+@dataclass(frozen=True)
+class ComparePlan:
+    sweep: Sweep
+    seeds: list[int]
+    runs: list[dict[str, Any]]  # one per (configuration, seed), both optimizers
+    study: optuna.Study  # the compare study that holds them
+    added: int  # runs enqueued by this plan (0 when resuming a finished compare)
+    spec: Spec
+    slots: list[Slot]
+
+
+def plan_compare(
+    file: str,
+    *,
+    slots: list[Slot],
+    storage: str | None = None,
+    seeds: int = 5,
+    top_k: int = 1,
+    stop_grace_s: float = STOP_GRACE_S,
+) -> ComparePlan:
+    """Check the file against its stored sweep and enqueue the re-runs not yet there. Raises
+    SweepFileError, NoSweep, StorageError, SweepMismatch or ValueError, one line each."""
+    sweep = open_sweep(file, storage, None)
+    cfg, _ = read_sweep(file)
+    seed_list = compare_seeds(cfg.seed, seeds)
+    runs = plan(sweep.studies, top_k, seed_list)
+    for opt, study in sweep.studies.items():
+        check_same_sweep(study, cfg, opt)
+    with storage_errors(sweep.url):
+        study = optuna.create_study(
+            storage=open_storage(sweep.url),
+            study_name=compare_study_name(sweep.name),
+            sampler=optuna.samplers.RandomSampler(seed=cfg.seed),
+            load_if_exists=True,
+        )
+        added = enqueue(study, runs)
+        fail_dead_local_trials(sweep.url, [study.study_name])
+    per_optimizer = len(runs) // len(sweep.studies)
+    spec = Spec(
+        file,
+        sweep.name,
+        (),
+        sweep.url,
+        per_optimizer,
+        tuple(sweep.studies),
+        mode="compare",
+        timeout_s=cfg.train.timeout,
+        stop_grace_s=stop_grace_s,
+    )
+    return ComparePlan(sweep, seed_list, runs, study, added, spec, slots)
+
+
+def pending(plan: ComparePlan) -> bool:
+    """Runs to do: newly enqueued, or left waiting or running by an interrupted compare."""
+    states = (TrialState.WAITING, TrialState.RUNNING)
+    return bool(plan.added or plan.study.get_trials(deepcopy=False, states=states))
+
+
+def run_compare(
+    plan: ComparePlan,
+    *,
+    on_event: Callable[[dict[str, Any]], None] = lambda event: None,
+    on_tick: Callable[[], None] = lambda: None,
+    tick_s: float = 2.0,
+) -> Outcome:
+    """Run the workers until every re-run is finished (or a stop); as ``run_planned`` does."""
+    return run_sweep(plan.spec, plan.slots, on_event, on_tick, tick_s)
+
+
+def gathered(plan: ComparePlan) -> dict[str, list[Config]]:
+    """Each optimizer's configurations with their re-runs' results so far."""
+    return gather(plan.study, plan.runs)
+
+
+def compare_summary(plan: ComparePlan) -> dict[str, Any]:
+    """The statistics ``compare`` reports (see ``compare.summary``)."""
+    return summary(gathered(plan), plan.seeds)
