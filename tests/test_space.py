@@ -1,6 +1,7 @@
 """space.py against a real Optuna study: names, distributions, and the EMA mappings."""
 
 import math
+from pathlib import Path
 
 import optuna
 import pytest
@@ -79,3 +80,16 @@ def test_t_alpha_beta3_range_in_steps_is_rounded_to_steps() -> None:
     fractions = AdEMAMixSpace.model_validate({"lr": 1e-3, "t_alpha_beta3": {"uniform": [0.25, 1.0]}})
     hp = sample_hparams(optuna.trial.FixedTrial({"t_alpha_beta3": 0.5}), fractions, train_steps=500)
     assert hp["t_alpha_beta3"] == 250
+
+
+def test_a_sweep_passes_every_hyperparameter_so_build_optimizer_defaults_never_apply():
+    from ademix_sweep.optim import OPTIMIZERS
+    from ademix_sweep.optim.build import DEFAULTS
+    from ademix_sweep.sweepfile.config import OPTIMIZERS as SWEEP_OPTIMIZERS
+    from ademix_sweep.sweepfile.config import fixed_hparams, load_sweep
+
+    assert set(OPTIMIZERS) == set(SWEEP_OPTIMIZERS)
+    spaces = load_sweep(Path(__file__).resolve().parent.parent / "sweeps/rosenbrock.yaml").optimizers.spaces()
+    for opt, space in spaces.items():
+        values, _ = fixed_hparams(space)
+        assert set(values) == set(DEFAULTS[opt]), opt

@@ -10,6 +10,7 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from ademix_sweep.cli.report_results import number, params_line
 from ademix_sweep.sweepfile.config import (
     LmTask,
     RosenbrockTask,
@@ -120,16 +121,12 @@ def train_summary(
         table.add_row("peak memory", f"{result.peak_memory_bytes / 2**20:,.0f} MiB")
     table.add_row("data fingerprint", fingerprint)
     console.print(table)
-    shown = ", ".join(f"{k}={_fmt(v)}{' (default)' if k in defaulted else ''}" for k, v in hparams.items())
+    shown = ", ".join(f"{k}={number(v)}{' (default)' if k in defaulted else ''}" for k, v in hparams.items())
     console.print(f"  hyperparameters: {shown}")
 
 
 def _best_step(result: TrainResult) -> int:
     return min(result.val_curve, key=lambda point: point[1])[0]
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 class SweepView:
@@ -206,11 +203,11 @@ class SweepView:
         table = Table(title="running trials", title_justify="left", expand=False)
         for column in ("worker", "device", "trial", "step", "loss", "elapsed"):
             table.add_column(column, justify="right" if column in ("step", "loss", "elapsed") else "left")
-        for (rank, opt, number), r in sorted(self.running.items()):
+        for (rank, opt, trial), r in sorted(self.running.items()):
             loss = "-" if r["loss"] is None else f"{r['loss']:.4f}"
             elapsed = f"{time.time() - r['t0']:.0f} s"
             table.add_row(
-                str(rank), str(r.get("device", "")), f"{opt} #{number}", f"{r['step']}/{r.get('steps')}", loss, elapsed
+                str(rank), str(r.get("device", "")), f"{opt} #{trial}", f"{r['step']}/{r.get('steps')}", loss, elapsed
             )
         return Group(self.bars, table)
 
@@ -257,5 +254,5 @@ def sweep_result(console: Console, stats: dict[str, dict[str, Any]], budget: int
     console.print(table)
     for opt, s in stats.items():
         if s["best_params"]:
-            params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(s["best_params"].items()))
+            params = params_line(s["best_params"])
             console.print(f"  best {opt}: {params}", highlight=False)

@@ -22,14 +22,13 @@ def duration(seconds: float | None) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-def _num(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+def number(value: Any) -> str:
+    """A hyperparameter or metric as every table and line shows it: floats to 4 significant digits."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _params(params: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={_num(v)}" for k, v in sorted(params.items()))
+def params_line(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={number(v)}" for k, v in sorted(params.items()))
 
 
 def status(console: Console, name: str, where: str, stats: dict[str, dict[str, Any]], running: list[dict]) -> None:
@@ -59,7 +58,7 @@ def status(console: Console, name: str, where: str, stats: dict[str, dict[str, A
     console.print(table)
     for opt, s in stats.items():
         if s["best_params"]:
-            console.print(f"best {opt} (#{s['best_number']}): {_params(s['best_params'])}", highlight=False)
+            console.print(f"best {opt} (#{s['best_number']}): {params_line(s['best_params'])}", highlight=False)
     if running:
         runs = Table(title="running trials", title_justify="left")
         for column in ("optimizer", "trial", "worker", "device", "step", "val_loss", "elapsed"):
@@ -112,7 +111,7 @@ def compare(console: Console, name: str, result: dict[str, Any]) -> None:
         console.print("* the configuration with the lowest mean, compared below", highlight=False)
     for opt, o in result["optimizers"].items():
         for c in o["configs"]:
-            console.print(f"{opt} #{c['source_trial']}: {_params(c['params'])}", highlight=False)
+            console.print(f"{opt} #{c['source_trial']}: {params_line(c['params'])}", highlight=False)
     for line in verdict(result):
         console.print(line, highlight=False)
 

@@ -57,7 +57,12 @@ def build_optimizer(
 
     ``hparams`` uses the sweep-file names: lr, beta1, beta2, eps, weight_decay, and for
     ademamix also beta3, alpha and t_alpha_beta3 (in steps). Missing ones take
-    :data:`DEFAULTS`; unknown ones raise ValueError. ``impl`` selects AdEMAMix's update path.
+    :data:`DEFAULTS` (weight_decay 0.0, no warm-up: torch's and the paper's plain-call values);
+    unknown ones raise ValueError. ``impl`` selects AdEMAMix's update path.
+
+    A sweep never relies on these defaults: it passes every hyperparameter, taking the sweep
+    file's documented defaults (weight_decay 0.1, t_alpha_beta3 the whole run) for those the file
+    leaves out (docs/sweep-file.md).
     """
     hp = _resolve(name, hparams)
     groups = param_groups(model, float(hp["weight_decay"]))

@@ -18,16 +18,13 @@ from typing import Any
 
 import optuna
 from matplotlib.figure import Figure
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-from ademix_sweep.results.read import best_trial, duration_s, hyperparameters
+from ademix_sweep.results.read import best_trial, duration_s, finite_trial, hyperparameters
 
 COLORS = {"ademamix": "tab:blue", "adamw": "tab:orange"}
 Studies = dict[str, optuna.Study]
 
-
-def _finite(t: FrozenTrial) -> bool:
-    return t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
 
 
 def best_so_far(studies: Studies) -> Figure | None:
@@ -39,7 +36,7 @@ def best_so_far(studies: Studies) -> Figure | None:
         xs, ys, spent, best = [], [], 0.0, math.inf
         for t in ended:
             spent += duration_s(t) or 0.0
-            if _finite(t):
+            if finite_trial(t):
                 best = min(best, t.value)  # type: ignore[type-var]
             if math.isfinite(best):
                 xs.append(spent)
@@ -68,12 +65,12 @@ def best_curves(studies: Studies) -> Figure | None:
 def lr_sensitivity(studies: Studies) -> Figure | None:
     fig, ax = _axes()
     drawn = False
-    finite = [t.value for s in studies.values() for t in s.get_trials(deepcopy=False) if _finite(t)]
+    finite = [t.value for s in studies.values() for t in s.get_trials(deepcopy=False) if finite_trial(t)]
     ceiling = max(finite) if finite else 1.0
     for opt, study in studies.items():
         done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if "lr" in t.params]
-        good = [t for t in done if _finite(t)]
-        bad = [t for t in done if not _finite(t)]
+        good = [t for t in done if finite_trial(t)]
+        bad = [t for t in done if not finite_trial(t)]
         if good:
             ax.scatter([t.params["lr"] for t in good], [t.value for t in good], label=opt, color=COLORS.get(opt), s=18)
             drawn = True
@@ -93,7 +90,7 @@ def alpha_beta3(studies: Studies) -> Figure | None:
     points = []
     for t in study.get_trials(deepcopy=False):
         hp = hyperparameters(t)
-        if _finite(t) and isinstance(hp.get("alpha"), float | int) and isinstance(hp.get("beta3"), float):
+        if finite_trial(t) and isinstance(hp.get("alpha"), float | int) and isinstance(hp.get("beta3"), float):
             points.append((hp["alpha"], 1.0 - hp["beta3"], t.value))
     if len({(a, b) for a, b, _ in points}) < 2:
         return None  # alpha and beta3 were not both searched
@@ -149,7 +146,7 @@ def _html(studies: Studies, out: Path) -> list[Path]:
 
     written = []
     for opt, study in studies.items():
-        if not any(_finite(t) for t in study.get_trials(deepcopy=False)):
+        if not any(finite_trial(t) for t in study.get_trials(deepcopy=False)):
             continue
         for kind, make in (("history", vis.plot_optimization_history), ("slice", vis.plot_slice)):
             path = out / f"{opt}_{kind}.html"

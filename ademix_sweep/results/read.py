@@ -21,9 +21,8 @@ from sqlalchemy.engine import make_url
 
 from ademix_sweep.engine.storage import mask_url, open_storage, resolve_storage_url, storage_errors
 from ademix_sweep.engine.study import ATTR, BUDGET_ATTR, study_name
-from ademix_sweep.sweepfile.config import read_sweep
+from ademix_sweep.sweepfile.config import OPTIMIZERS, read_sweep
 
-OPTIMIZERS = ("ademamix", "adamw")
 COLUMNS = (
     "optimizer",
     "number",
@@ -154,7 +153,7 @@ def all_rows(sweep: Sweep) -> tuple[list[str], list[dict[str, Any]]]:
 
 def top_trials(study: optuna.Study, k: int) -> list[FrozenTrial]:
     """The k complete trials with the lowest finite values (diverged ones never win)."""
-    good = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if _finite(t.value)]
+    good = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if finite_trial(t)]
     return sorted(good, key=lambda t: (t.value, t.number))[:k]
 
 
@@ -163,8 +162,9 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
     return top[0] if top else None
 
 
-def _finite(value: float | None) -> bool:
-    return value is not None and math.isfinite(value)
+def finite_trial(trial: FrozenTrial) -> bool:
+    """A complete trial with a finite value (not diverged)."""
+    return trial.state == TrialState.COMPLETE and trial.value is not None and math.isfinite(trial.value)
 
 
 def optimizer_status(study: optuna.Study, budget: int | None, now: datetime | None = None) -> dict[str, Any]:

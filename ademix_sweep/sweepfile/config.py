@@ -23,6 +23,7 @@ from ademix_sweep.sweepfile.dists import Dist, Rule, did_you_mean, fail
 from ademix_sweep.sweepfile.schema_errors import to_file_error
 from ademix_sweep.sweepfile.yamlio import Document, SweepFileError, apply_override, dotted, read_document
 
+OPTIMIZERS = ("ademamix", "adamw")  # the optimizers a sweep compares, in the order they are shown
 BUILTIN_DATA = {
     "lm": ("builtin:python-stdlib", "builtin:python-docs"),
     "vision": ("builtin:digits",),
@@ -220,7 +221,7 @@ class Optimizers(Strict):
         return self
 
     def spaces(self) -> dict[str, AdamWSpace]:
-        return {name: space for name in ("ademamix", "adamw") if (space := getattr(self, name)) is not None}
+        return {name: space for name in OPTIMIZERS if (space := getattr(self, name)) is not None}
 
 
 class SweepConfig(Strict):
