@@ -36,7 +36,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from itertools import chain
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 from torch.optim import Optimizer
@@ -87,28 +87,39 @@ def _state_dtype(p: torch.Tensor) -> torch.dtype:
     return torch.float32 if p.dtype in (torch.float16, torch.bfloat16) else p.dtype
 
 
-def step_scalars(group: dict[str, Any], step: int) -> tuple[float, ...]:
-    """The per-step scalars of the update, computed in float64.
+class StepScalars(NamedTuple):
+    """One tensor's scalars for one step, computed in float64. The "one minus" forms are computed
+    here in double precision so that rounding them to float32 keeps them accurate (1 - 0.9999
+    would not be). The compiled path passes them as one row of a tensor, in this order."""
 
-    Returns (lr, 1-beta1, beta2, 1-beta2, 1-beta3(t), alpha(t), 1/(1-beta1^t),
-    1/sqrt(1-beta2^t), eps, 1-lr*weight_decay). The "one minus" forms are computed here in
-    double precision so that rounding them to float32 keeps them accurate (1 - 0.9999 would
-    not be).
-    """
+    lr: float  # eta at this step
+    w1: float  # 1 - beta1: m1's update weight
+    beta2: float
+    w2: float  # 1 - beta2
+    w3: float  # 1 - beta3(t): m2's update weight
+    alpha_t: float  # alpha(t)
+    inv_bc1: float  # 1 / (1 - beta1^t)
+    inv_bc2_sqrt: float  # 1 / sqrt(1 - beta2^t)
+    eps: float
+    decay: float  # 1 - eta * lambda
+
+
+def step_scalars(group: dict[str, Any], step: int) -> StepScalars:
+    """The scalars of ``group``'s update at ``step`` (from 1)."""
     beta1, beta2, beta3 = group["betas"]
     t_warm = group["t_alpha_beta3"]
     lr = float(group["lr"])
-    return (
-        lr,
-        1.0 - beta1,
-        beta2,
-        1.0 - beta2,
-        1.0 - beta3_schedule(step, beta1, beta3, t_warm),
-        alpha_schedule(step, group["alpha"], t_warm),
-        1.0 / (1.0 - beta1**step),
-        1.0 / math.sqrt(1.0 - beta2**step),
-        float(group["eps"]),
-        1.0 - lr * group["weight_decay"],
+    return StepScalars(
+        lr=lr,
+        w1=1.0 - beta1,
+        beta2=beta2,
+        w2=1.0 - beta2,
+        w3=1.0 - beta3_schedule(step, beta1, beta3, t_warm),
+        alpha_t=alpha_schedule(step, group["alpha"], t_warm),
+        inv_bc1=1.0 / (1.0 - beta1**step),
+        inv_bc2_sqrt=1.0 / math.sqrt(1.0 - beta2**step),
+        eps=float(group["eps"]),
+        decay=1.0 - lr * group["weight_decay"],
     )
 
 
@@ -185,7 +196,7 @@ class AdEMAMix(Optimizer):
         """Lazily initialise state, advance each step count, and collect the tensors to update."""
         params, grads, m1s, m2s, vs, scalars = [], [], [], [], [], []
         for group in self.param_groups:
-            by_step: dict[int, tuple[float, ...]] = {}  # the scalars depend only on (group, step)
+            by_step: dict[int, StepScalars] = {}  # the scalars depend only on (group, step)
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -271,7 +282,13 @@ def _buckets(params: list[torch.Tensor], m1s: list, m2s: list) -> list[list[int]
     return list(out.values())
 
 
-def _reference_update(params, grads, m1s, m2s, vs, scalars) -> None:
+Tensors = list[torch.Tensor]
+MaybeTensors = list[torch.Tensor | None]  # m1 per tensor: None where beta1 = 0
+
+
+def _reference_update(
+    params: Tensors, grads: Tensors, m1s: MaybeTensors, m2s: Tensors, vs: Tensors, scalars: list[StepScalars]
+) -> None:
     """The plain per-tensor update with in-place ops; the path the tests check against."""
     for p, grad, m1, m2, v, s in zip(params, grads, m1s, m2s, vs, scalars, strict=True):
         lr, w1, beta2, w2, w3, alpha_t, inv_bc1, inv_bc2_sqrt, eps, decay = s
@@ -292,10 +309,13 @@ def _reference_update(params, grads, m1s, m2s, vs, scalars) -> None:
             p.copy_(theta)  # one rounding per step
 
 
-def _multi_tensor_update(params, grads, m1s, m2s, vs, table: torch.Tensor) -> None:
+def _multi_tensor_update(
+    params: Tensors, grads: Tensors, m1s: Tensors | None, m2s: Tensors, vs: Tensors, table: torch.Tensor
+) -> None:
     """The same update over a list of tensors, written for torch.compile to fuse per tensor.
 
-    ``table[i]`` holds tensor i's scalars in the order of :func:`step_scalars`.
+    ``table[i]`` holds tensor i's :class:`StepScalars`, in their order; ``m1s`` is None for a
+    bucket without m1 (beta1 = 0).
     """
     for i, (p, grad, m2, v) in enumerate(zip(params, grads, m2s, vs, strict=False)):
         lr, w1, beta2, w2, w3 = table[i, 0], table[i, 1], table[i, 2], table[i, 3], table[i, 4]
