@@ -25,7 +25,24 @@ from typing import TYPE_CHECKING, Any
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from ademix_sweep.engine.retries import COMPARE, FAILURE, INTERRUPTED
+from ademix_sweep.engine.attrs import (
+    COMPARE,
+    DEVICE,
+    DIVERGED_STEP,
+    FAILURE,
+    INTERRUPTED,
+    ITEMS_PER_S,
+    PEAK_MEMORY_BYTES,
+    PRECISION,
+    SEED,
+    SURPLUS,
+    TRAIN_CURVE,
+    UNIT,
+    WALL_TIME_S,
+    WORKER_HOST,
+    WORKER_PID,
+    WORKER_RANK,
+)
 from ademix_sweep.engine.space import sample_hparams
 
 if TYPE_CHECKING:  # train imports torch: the parent of the workers does without it
@@ -82,7 +99,7 @@ def make_objective(
     def objective(trial: Trial) -> float:
         base = _start(trial, job, worker, job.cfg.seed)
         if not within_budget(study, trial.number, budget):
-            trial.set_user_attr(FAILURE, "surplus")
+            trial.set_user_attr(FAILURE, SURPLUS)
             raise Surplus
         hparams = sample_hparams(trial, space, job.cfg.train.steps)
         return _run(trial, job, hparams, job.cfg.seed, base, emit, stopping, lambda: _check_end(study, trial, budget))
@@ -104,7 +121,7 @@ def make_compare_objective(
         job = jobs[run["optimizer"]] if run else next(iter(jobs.values()))
         base = _start(trial, job, worker, run["seed"] if run else None)
         if run is None or _taken(study, trial.number, run):
-            trial.set_user_attr(FAILURE, "surplus")  # no run left, or another copy of it ran
+            trial.set_user_attr(FAILURE, SURPLUS)  # no run left, or another copy of it ran
             raise Surplus
         space = job.cfg.optimizers.spaces()[job.optimizer]
         hparams = sample_hparams(optuna.trial.FixedTrial(run["params"]), space, job.cfg.train.steps)
@@ -130,12 +147,12 @@ def _taken(study: optuna.Study, number: int, run: dict[str, Any]) -> bool:
 def _start(trial: Trial, job: Job, worker: Worker, seed: int | None) -> dict[str, Any]:
     """Name the trial's worker (first, so that every trial has one); the base of its events."""
     for key, value in (
-        ("worker_host", worker.host),
-        ("worker_pid", worker.pid),
-        ("worker_rank", worker.rank),
-        ("device", worker.device),
+        (WORKER_HOST, worker.host),
+        (WORKER_PID, worker.pid),
+        (WORKER_RANK, worker.rank),
+        (DEVICE, worker.device),
         (FAILURE, None),
-        ("seed", seed),
+        (SEED, seed),
     ):
         trial.set_user_attr(key, value)
     return {"optimizer": job.optimizer, "trial": trial.number, "rank": worker.rank, "device": worker.device}
@@ -187,9 +204,9 @@ def _run(
             on_log=on_log,
         )
     except Diverged as exc:
-        trial.set_user_attr("diverged_step", exc.step)
+        trial.set_user_attr(DIVERGED_STEP, exc.step)
         trial.set_user_attr(FAILURE, f"diverged: {exc.reason}")
-        trial.set_user_attr("train_curve", exc.curves["train"])
+        trial.set_user_attr(TRAIN_CURVE, exc.curves["train"])
         _ended(check_end, emit, base)
         emit({**base, "event": "diverged", "step": exc.step, "reason": exc.reason})
         return math.inf
@@ -205,13 +222,13 @@ def _run(
         emit({**base, "event": "failed", "reason": f"{type(exc).__name__}: {exc}"})
         raise
     for key, value in (
-        ("train_curve", result.train_curve),
-        ("items_per_s", result.items_per_s),
-        ("unit", result.unit),
-        ("wall_time_s", result.wall_time_s),
-        ("peak_memory_bytes", result.peak_memory_bytes),
-        ("device", result.device),
-        ("precision", result.precision),
+        (TRAIN_CURVE, result.train_curve),
+        (ITEMS_PER_S, result.items_per_s),
+        (UNIT, result.unit),
+        (WALL_TIME_S, result.wall_time_s),
+        (PEAK_MEMORY_BYTES, result.peak_memory_bytes),
+        (DEVICE, result.device),
+        (PRECISION, result.precision),
     ):
         trial.set_user_attr(key, value)
     _ended(check_end, emit, base)
@@ -229,5 +246,5 @@ def _ended(check_end: Callable[[], None], emit: Event, base: dict[str, Any]) -> 
 
 def _check_end(study: optuna.Study, trial: Trial, budget: int) -> None:
     if not within_budget(study, trial.number, budget):
-        trial.set_user_attr(FAILURE, "surplus")
+        trial.set_user_attr(FAILURE, SURPLUS)
         raise Surplus

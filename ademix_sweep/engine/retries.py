@@ -28,15 +28,12 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
+from ademix_sweep.engine.attrs import COMPARE, DEATHS, FAILURE, INTERRUPTED, WORKER_HOST, WORKER_PID
 from ademix_sweep.engine.storage import open_storage
 
-COMPARE = "compare"  # the user attribute that names a compare run: optimizer, source_trial, rank, seed, params
-FAILURE = "failure"  # the user attribute that says why a trial failed, diverged or was not run
-INTERRUPTED = "interrupted"
 REQUEUED_FAILURES = (None, INTERRUPTED)  # a FAIL trial with one of these failures is owed a copy
 MAX_WORKER_DEATHS = 2  # a trial whose worker died this many times is failed for good
 MAX_STALE_RETRIES = 3  # a trial the heartbeat found stale is re-queued this many times at most
-DEATHS = "worker_deaths"
 
 _claims = sa.Table(
     "ademix_sweep_requeues",
@@ -153,7 +150,7 @@ def fail_trials_of(
             except KeyError:  # not created yet: the worker died setting up
                 continue
             for t in study.get_trials(deepcopy=False):
-                if t.user_attrs.get("worker_pid") == pid and t.user_attrs.get("worker_host") == host:
+                if t.user_attrs.get(WORKER_PID) == pid and t.user_attrs.get(WORKER_HOST) == host:
                     if _fail_one(study, t, reason, exitcode, retry):
                         done.append((name, t.number))
     finally:
@@ -188,8 +185,8 @@ def fail_dead_local_trials(storage_url: str, names: list[str]) -> list[tuple[str
     try:
         for name in names:
             for t in optuna.load_study(storage=storage, study_name=name).get_trials(states=(TrialState.RUNNING,)):
-                pid = t.user_attrs.get("worker_pid")
-                if t.user_attrs.get("worker_host") == host and isinstance(pid, int) and not _alive(pid):
+                pid = t.user_attrs.get(WORKER_PID)
+                if t.user_attrs.get(WORKER_HOST) == host and isinstance(pid, int) and not _alive(pid):
                     dead.add(pid)
     finally:
         storage.engine.dispose()

@@ -26,6 +26,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
+from ademix_sweep.engine.attrs import COMPARE, INTERRUPTED, WORKER_HOST, WORKER_PID
 from ademix_sweep.engine.contract import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_STORAGE, Slot, Spec
 from ademix_sweep.engine.objective import (
     Interrupted,
@@ -36,7 +37,7 @@ from ademix_sweep.engine.objective import (
     make_compare_objective,
     make_objective,
 )
-from ademix_sweep.engine.retries import COMPARE, INTERRUPTED, fail_trials_of, requeue, requeue_stale
+from ademix_sweep.engine.retries import fail_trials_of, requeue, requeue_stale
 from ademix_sweep.engine.storage import (
     StorageError,
     failure_message,
@@ -254,7 +255,7 @@ def _my_last_trial(study: optuna.Study, worker: Worker) -> optuna.trial.FrozenTr
     mine = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        if t.user_attrs.get("worker_pid") == worker.pid and t.user_attrs.get("worker_host") == worker.host
+        if t.user_attrs.get(WORKER_PID) == worker.pid and t.user_attrs.get(WORKER_HOST) == worker.host
     ]
     return mine[-1]
 

@@ -32,6 +32,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from ademix_sweep.engine.attrs import INTERRUPTED
 from ademix_sweep.engine.contract import (
     EXIT_BAD_INPUT,
     EXIT_GAVE_UP,
@@ -41,7 +42,7 @@ from ademix_sweep.engine.contract import (
     Slot,
     Spec,
 )
-from ademix_sweep.engine.retries import INTERRUPTED, fail_trials_of, how_it_ended
+from ademix_sweep.engine.retries import fail_trials_of, how_it_ended
 from ademix_sweep.engine.storage import (
     OUTAGE_S,
     StorageError,

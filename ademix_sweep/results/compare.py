@@ -28,8 +28,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
+from ademix_sweep.engine.attrs import COMPARE
 from ademix_sweep.engine.objective import run_key
-from ademix_sweep.engine.retries import COMPARE
 from ademix_sweep.results.read import hyperparameters, top_trials
 
 SEED_OFFSET = 1000

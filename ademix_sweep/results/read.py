@@ -19,9 +19,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import make_url
 
+from ademix_sweep.engine.attrs import DEVICE, DIVERGED_STEP, FAILURE, SURPLUS, WORKER_HOST
 from ademix_sweep.engine.storage import mask_url, open_storage, resolve_storage_url, storage_errors
 from ademix_sweep.engine.study import ATTR, BUDGET_ATTR, study_name
-from ademix_sweep.sweepfile.config import OPTIMIZERS, read_sweep
+from ademix_sweep.sweepfile.config import OPTIMIZERS, SweepConfig, read_sweep
 
 COLUMNS = (
     "optimizer",
@@ -49,11 +50,12 @@ class Sweep:
     studies: dict[str, optuna.Study]  # optimizer -> its study, for those that exist
     budget: int | None  # finished trials per optimizer, as the file or the last run set it
     steps: int | None  # training steps per trial
+    cfg: SweepConfig | None = None  # the sweep file, when the sweep was opened from one
 
 
 def open_sweep(file: str | None, storage: str | None, name: str | None, overrides: list[str] | None = None) -> Sweep:
     """The sweep's studies. Raises NoSweep, SweepFileError or StorageError with one line."""
-    budget = steps = None
+    budget = steps = cfg = None
     if file is not None:
         cfg, _ = read_sweep(file, overrides or [])
         name = name or cfg.name
@@ -83,7 +85,7 @@ def open_sweep(file: str | None, storage: str | None, name: str | None, override
         budget = any_study.user_attrs.get(BUDGET_ATTR)
     if steps is None:
         steps = any_study.user_attrs.get(ATTR, {}).get("identity", {}).get("train", {}).get("steps")
-    return Sweep(name, url, studies, budget, steps)
+    return Sweep(name, url, studies, budget, steps, cfg)
 
 
 def _check_sqlite_exists(url: str) -> None:
@@ -133,10 +135,10 @@ def trial_row(optimizer: str, trial: FrozenTrial) -> dict[str, Any]:
         "state": state_of(trial),
         "value": trial.value if trial.value is None or math.isfinite(trial.value) else None,
         "duration_s": duration_s(trial) if trial.datetime_complete else None,
-        "device": attrs.get("device"),
-        "worker_host": attrs.get("worker_host"),
-        "diverged_step": attrs.get("diverged_step"),
-        "failure": attrs.get("failure"),
+        "device": attrs.get(DEVICE),
+        "worker_host": attrs.get(WORKER_HOST),
+        "diverged_step": attrs.get(DIVERGED_STEP),
+        "failure": attrs.get(FAILURE),
         "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else None,
         "datetime_complete": trial.datetime_complete.isoformat() if trial.datetime_complete else None,
     }
@@ -172,7 +174,7 @@ def optimizer_status(study: optuna.Study, budget: int | None, now: datetime | No
     trials = study.get_trials(deepcopy=False)
     counts = {s: 0 for s in ("complete", "pruned", "diverged", "failed", "running", "waiting", "surplus")}
     for t in trials:  # surplus: failed at once because the budget was taken elsewhere; not a failure
-        counts["surplus" if t.user_attrs.get("failure") == "surplus" else state_of(t)] += 1
+        counts["surplus" if t.user_attrs.get(FAILURE) == SURPLUS else state_of(t)] += 1
     finished = counts["complete"] + counts["pruned"] + counts["diverged"]
     best = best_trial(study)
     return {
@@ -197,8 +199,8 @@ def running_trials(sweep: Sweep, now: datetime | None = None) -> list[dict[str, 
                 {
                     "optimizer": opt,
                     "number": t.number,
-                    "worker_host": t.user_attrs.get("worker_host"),
-                    "device": t.user_attrs.get("device"),
+                    "worker_host": t.user_attrs.get(WORKER_HOST),
+                    "device": t.user_attrs.get(DEVICE),
                     "step": step,
                     "steps": sweep.steps,
                     "value": t.intermediate_values[step] if step is not None else None,

@@ -23,7 +23,6 @@ from ademix_sweep.engine.study import check_same_sweep, compare_study_name
 from ademix_sweep.engine.workers import Outcome, run_sweep
 from ademix_sweep.results.compare import Config, compare_seeds, enqueue, gather, plan, summary
 from ademix_sweep.results.read import Sweep, open_sweep
-from ademix_sweep.sweepfile.config import read_sweep
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,8 @@ def plan_compare(
     """Check the file against its stored sweep and enqueue the re-runs not yet there. Raises
     SweepFileError, NoSweep, StorageError, SweepMismatch or ValueError, one line each."""
     sweep = open_sweep(file, storage, None)
-    cfg, _ = read_sweep(file)
+    cfg = sweep.cfg
+    assert cfg is not None  # opened from the file
     seed_list = compare_seeds(cfg.seed, seeds)
     runs = plan(sweep.studies, top_k, seed_list)
     for opt, study in sweep.studies.items():
