@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,7 +19,10 @@ if TYPE_CHECKING:
     from ademix_sweep.engine.contract import Slot
     from ademix_sweep.engine.sweep import SweepPlan
     from ademix_sweep.engine.workers import Outcome
+    from ademix_sweep.results.read import Figures
     from ademix_sweep.results.rerun import ComparePlan
+
+F = TypeVar("F", bound="Figures")  # the figures the live view shows: a sweep's status or a compare's progress
 
 app = typer.Typer(
     name="ademix-sweep",
@@ -109,8 +112,8 @@ def run_live(
     plan: SweepPlan | ComparePlan,
     total: int,
     start: Callable[[Callable[[dict[str, Any]], None], Callable[[], None]], Outcome],
-    figures: Callable[[], dict[str, dict[str, Any]]],
-) -> tuple[Outcome, dict[str, dict[str, Any]]]:
+    figures: Callable[[], Mapping[str, F]],
+) -> tuple[Outcome, Mapping[str, F]]:
     """``start(on_event, on_tick)`` runs the workers under the live view, which shows
     ``figures()``; bad input found on the way exits 2 with one line. Returns how the workers
     ended and the final figures."""

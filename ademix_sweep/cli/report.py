@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
@@ -21,6 +22,7 @@ from ademix_sweep.sweepfile.config import (
 )
 
 if TYPE_CHECKING:
+    from ademix_sweep.results.read import Figures, OptimizerStatus
     from ademix_sweep.train import Progress as TrainStatus
     from ademix_sweep.train import TrainResult
 
@@ -156,7 +158,7 @@ class SweepView:
         self.console, self.budget, self.optimizers = console, budget, optimizers
         self.live_mode = console.is_terminal if live is None else live
         self.running: dict[tuple[int, str, int], dict[str, Any]] = {}
-        self.stats: dict[str, dict[str, Any]] = {}
+        self.stats: Mapping[str, Figures] = {}
         self.bars = Progress(
             TextColumn("{task.description:>9}"),
             BarColumn(),
@@ -191,7 +193,7 @@ class SweepView:
         elif kind in self.PLAIN:
             self.console.print(plain_line(e), highlight=False, markup=False, soft_wrap=True)  # a log line: unwrapped
 
-    def update(self, stats: dict[str, dict[str, Any]]) -> None:
+    def update(self, stats: Mapping[str, Figures]) -> None:
         self.stats = stats
         for opt, s in stats.items():
             best = "-" if s["best_value"] is None else f"{s['best_value']:.4f} (#{s['best_number']})"
@@ -241,7 +243,7 @@ def _signal_name(e: dict[str, Any]) -> str:
     return "SIGTERM" if e.get("signal") == "SIGTERM" else "Ctrl-C"
 
 
-def sweep_result(console: Console, stats: dict[str, dict[str, Any]], budget: int) -> None:
+def sweep_result(console: Console, stats: Mapping[str, OptimizerStatus], budget: int) -> None:
     """The end-of-run summary: both optimizers' counts, then each best trial's parameters."""
     table = Table(title="sweep summary", title_justify="left")
     for column in ("optimizer", "finished", "pruned", "diverged", "failed", "best val_loss", "trial"):

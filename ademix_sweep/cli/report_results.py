@@ -4,11 +4,14 @@ Console; ``best`` returns YAML text)."""
 from __future__ import annotations
 
 import shlex
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from ademix_sweep.results.read import OptimizerStatus
 
 PAPER = "the paper's 110M model: AdEMAMix at 256k steps ≈ AdamW at 500k, about 1.95×"
 
@@ -31,7 +34,9 @@ def params_line(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={number(v)}" for k, v in sorted(params.items()))
 
 
-def status(console: Console, name: str, where: str, stats: dict[str, dict[str, Any]], running: list[dict]) -> None:
+def status(
+    console: Console, name: str, where: str, stats: dict[str, OptimizerStatus], running: list[dict[str, Any]]
+) -> None:
     """Per optimizer: trials by state, budget used, compute, divergence rate, best; then running trials."""
     table = Table(title=f"sweep {name} · {where}", title_justify="left")
     table.add_column("")

@@ -207,7 +207,7 @@ def _compare(file: str, storage: str | None, count: int, top_k: int, opts: Worke
     except (NoSweep, StorageError, SweepMismatch, ValueError) as exc:
         raise bad_input(f"{file}: {exc}") from None
     console = Console(stderr=as_json)
-    optimizers, per_optimizer = plan.spec.optimizers, plan.spec.budget
+    per_optimizer = plan.spec.budget
     outcome = None
     if rerun.pending(plan):
         console.print(
@@ -221,7 +221,7 @@ def _compare(file: str, storage: str | None, count: int, top_k: int, opts: Worke
             plan,
             per_optimizer,
             lambda on_event, on_tick: rerun.run_compare(plan, on_event=on_event, on_tick=on_tick),
-            lambda: {opt: _progress(configs) for opt, configs in _per_optimizer(rerun.gathered(plan), optimizers)},
+            lambda: rerun.figures(plan),
         )
     result = rerun.compare_summary(plan)
     if as_json:
@@ -230,22 +230,6 @@ def _compare(file: str, storage: str | None, count: int, top_k: int, opts: Worke
         report_results.compare(console, plan.sweep.name, result)
     if outcome is not None and outcome.code:
         finish(file, outcome)
-
-
-def _per_optimizer(gathered: dict[str, list[Any]], optimizers: tuple[str, ...]) -> list[tuple[str, list[Any]]]:
-    return [(opt, gathered.get(opt, [])) for opt in optimizers]
-
-
-def _progress(configs: list[Any]) -> dict[str, Any]:
-    """What the live view shows per optimizer: runs done, diverged, best mean so far."""
-    means = [(c.mean, c.source_trial) for c in configs if c.mean is not None]
-    best = min(means) if means else (None, None)
-    return {
-        "finished": sum(len(c.values) for c in configs),
-        "diverged": sum(c.diverged for c in configs),
-        "best_value": best[0],
-        "best_number": best[1],
-    }
 
 
 def _json_safe(value: Any) -> Any:

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -169,7 +169,31 @@ def finite_trial(trial: FrozenTrial) -> bool:
     return trial.state == TrialState.COMPLETE and trial.value is not None and math.isfinite(trial.value)
 
 
-def optimizer_status(study: optuna.Study, budget: int | None, now: datetime | None = None) -> dict[str, Any]:
+class Figures(TypedDict):
+    """What the live view shows for one optimizer, of a sweep or of a compare."""
+
+    finished: int  # complete, pruned and diverged trials (compare: runs done)
+    diverged: int
+    best_value: float | None
+    best_number: int | None  # the best trial's number (compare: the configuration's source trial)
+
+
+class OptimizerStatus(Figures):
+    """One optimizer's study in figures: what ``status`` and the end of ``run`` show."""
+
+    complete: int
+    pruned: int
+    failed: int
+    running: int
+    waiting: int  # re-queued, not yet picked up
+    surplus: int  # failed at once because the budget was taken elsewhere; not a failure
+    budget: int | None
+    compute_s: float
+    divergence_rate: float | None
+    best_params: dict[str, Any]
+
+
+def optimizer_status(study: optuna.Study, budget: int | None, now: datetime | None = None) -> OptimizerStatus:
     """Counts by state, budget used (finished trials and compute seconds), best, divergence rate."""
     trials = study.get_trials(deepcopy=False)
     counts = {s: 0 for s in ("complete", "pruned", "diverged", "failed", "running", "waiting", "surplus")}
@@ -177,16 +201,16 @@ def optimizer_status(study: optuna.Study, budget: int | None, now: datetime | No
         counts["surplus" if t.user_attrs.get(FAILURE) == SURPLUS else state_of(t)] += 1
     finished = counts["complete"] + counts["pruned"] + counts["diverged"]
     best = best_trial(study)
-    return {
-        **counts,
-        "finished": finished,
-        "budget": budget,
-        "compute_s": sum(duration_s(t, now) or 0.0 for t in trials if t.state != TrialState.WAITING),
-        "divergence_rate": counts["diverged"] / finished if finished else None,
-        "best_value": best.value if best else None,
-        "best_number": best.number if best else None,
-        "best_params": hyperparameters(best) if best else {},
-    }
+    return OptimizerStatus(
+        **counts,  # type: ignore[typeddict-item]
+        finished=finished,
+        budget=budget,
+        compute_s=sum(duration_s(t, now) or 0.0 for t in trials if t.state != TrialState.WAITING),
+        divergence_rate=counts["diverged"] / finished if finished else None,
+        best_value=best.value if best else None,
+        best_number=best.number if best else None,
+        best_params=hyperparameters(best) if best else {},
+    )
 
 
 def running_trials(sweep: Sweep, now: datetime | None = None) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from ademix_sweep.engine.storage import open_storage, storage_errors
 from ademix_sweep.engine.study import check_same_sweep, compare_study_name
 from ademix_sweep.engine.workers import Outcome, run_sweep
 from ademix_sweep.results.compare import Config, compare_seeds, enqueue, gather, plan, summary
-from ademix_sweep.results.read import Sweep, open_sweep
+from ademix_sweep.results.read import Figures, Sweep, open_sweep
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,22 @@ def run_compare(
 def gathered(plan: ComparePlan) -> dict[str, list[Config]]:
     """Each optimizer's configurations with their re-runs' results so far."""
     return gather(plan.study, plan.runs)
+
+
+def figures(plan: ComparePlan) -> dict[str, Figures]:
+    """Each optimizer's progress for a live view: runs done, diverged, the best mean so far."""
+    out, every = {}, gathered(plan)
+    for opt in plan.spec.optimizers:
+        configs = every.get(opt, [])
+        means = [(c.mean, c.source_trial) for c in configs if c.mean is not None]
+        best = min(means) if means else (None, None)
+        out[opt] = Figures(
+            finished=sum(len(c.values) for c in configs),
+            diverged=sum(c.diverged for c in configs),
+            best_value=best[0],
+            best_number=best[1],
+        )
+    return out
 
 
 def compare_summary(plan: ComparePlan) -> dict[str, Any]:
