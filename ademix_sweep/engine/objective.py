@@ -47,7 +47,7 @@ from ademix_sweep.engine.space import sample_hparams
 
 if TYPE_CHECKING:  # train imports torch: the parent of the workers does without it
     from ademix_sweep.engine.job import Job
-    from ademix_sweep.train import Progress
+    from ademix_sweep.train import Progress, TrainResult
 
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -102,7 +102,8 @@ def make_objective(
             trial.set_user_attr(FAILURE, SURPLUS)
             raise Surplus
         hparams = sample_hparams(trial, space, job.cfg.train.steps)
-        return _run(trial, job, hparams, job.cfg.seed, base, emit, stopping, lambda: _check_end(study, trial, budget))
+        run = _TrialRun(trial, job, base, emit, stopping, lambda: _check_end(study, trial, budget))
+        return run.run(hparams, job.cfg.seed)
 
     return objective
 
@@ -125,7 +126,7 @@ def make_compare_objective(
             raise Surplus
         space = job.cfg.optimizers.spaces()[job.optimizer]
         hparams = sample_hparams(optuna.trial.FixedTrial(run["params"]), space, job.cfg.train.steps)
-        return _run(trial, job, hparams, run["seed"], base, emit, stopping, lambda: None, prune=False)
+        return _TrialRun(trial, job, base, emit, stopping, lambda: None, prune=False).run(hparams, run["seed"])
 
     return objective
 
@@ -158,90 +159,98 @@ def _start(trial: Trial, job: Job, worker: Worker, seed: int | None) -> dict[str
     return {"optimizer": job.optimizer, "trial": trial.number, "rank": worker.rank, "device": worker.device}
 
 
-def _run(
-    trial: Trial,
-    job: Job,
-    hparams: dict[str, Any],
-    seed: int,
-    base: dict[str, Any],
-    emit: Event,
-    stopping: Callable[[], bool],
-    check_end: Callable[[], None],
-    prune: bool = True,
-) -> float:
-    """Train, reporting each evaluation (and pruning), and record the result on the trial."""
-    from ademix_sweep.train import Diverged, train
+@dataclass
+class _TrialRun:
+    """One trial's training: report each evaluation (and prune), record the result on the trial,
+    and tell the parent (``emit``) what happens."""
 
-    steps = job.cfg.train.steps
-    emit({**base, "event": "start", "steps": steps})
-    last: list[float] = []
+    trial: Trial
+    job: Job
+    base: dict[str, Any]  # the fields of every event of this trial
+    emit: Event
+    stopping: Callable[[], bool]
+    check_end: Callable[[], None]  # raises Surplus when the budget was taken meanwhile
+    prune: bool = True
+    last: list[float] = field(default_factory=list)  # the evaluations so far
+    shown_s: float = 0.0  # when progress was last sent
 
-    def on_eval(step: int, value: float) -> None:
-        trial.report(value, step)
-        last.append(value)
-        emit({**base, "event": "eval", "step": step, "steps": steps, "value": value})
-        if stopping():
+    def event(self, kind: str, **fields: Any) -> None:
+        self.emit({**self.base, "event": kind, **fields})
+
+    def on_eval(self, step: int, value: float) -> None:
+        self.trial.report(value, step)
+        self.last.append(value)
+        self.event("eval", step=step, steps=self.job.cfg.train.steps, value=value)
+        if self.stopping():
             raise Interrupted
-        if prune and trial.should_prune():
+        if self.prune and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step}")
 
-    shown = [0.0]
+    def on_log(self, p: Progress) -> None:
+        if p.elapsed_s - self.shown_s >= PROGRESS_EVERY_S:  # a few per second at most
+            self.shown_s = p.elapsed_s
+            self.event("progress", step=p.step, steps=self.job.cfg.train.steps, loss=p.loss)
 
-    def on_log(p: Progress) -> None:
-        if p.elapsed_s - shown[0] >= PROGRESS_EVERY_S:  # a few per second at most
-            shown[0] = p.elapsed_s
-            emit({**base, "event": "progress", "step": p.step, "steps": steps, "loss": p.loss})
+    def run(self, hparams: dict[str, Any], seed: int) -> float:
+        """Train; the trial's value (inf when it diverged). Pruning, Ctrl-C and the task's own
+        errors pass as exceptions, with the failure recorded."""
+        from ademix_sweep.train import Diverged, train
 
-    try:
-        result = train(
-            job.task,
-            job.optimizer,
-            hparams,
-            job.cfg.train,
-            device=job.device,
-            seed=seed,
-            on_eval=on_eval,
-            on_log=on_log,
-        )
-    except Diverged as exc:
-        trial.set_user_attr(DIVERGED_STEP, exc.step)
-        trial.set_user_attr(FAILURE, f"diverged: {exc.reason}")
-        trial.set_user_attr(TRAIN_CURVE, exc.curves["train"])
-        _ended(check_end, emit, base)
-        emit({**base, "event": "diverged", "step": exc.step, "reason": exc.reason})
-        return math.inf
-    except optuna.TrialPruned:
-        _ended(check_end, emit, base)
-        emit({**base, "event": "pruned", "value": last[-1] if last else None})
-        raise
-    except Interrupted:
-        trial.set_user_attr(FAILURE, INTERRUPTED)
-        raise
-    except Exception as exc:
-        trial.set_user_attr(FAILURE, f"{type(exc).__name__}: {exc}"[:500])
-        emit({**base, "event": "failed", "reason": f"{type(exc).__name__}: {exc}"})
-        raise
-    for key, value in (
-        (TRAIN_CURVE, result.train_curve),
-        (ITEMS_PER_S, result.items_per_s),
-        (UNIT, result.unit),
-        (WALL_TIME_S, result.wall_time_s),
-        (PEAK_MEMORY_BYTES, result.peak_memory_bytes),
-        (DEVICE, result.device),
-        (PRECISION, result.precision),
-    ):
-        trial.set_user_attr(key, value)
-    _ended(check_end, emit, base)
-    emit({**base, "event": "complete", "value": result.final_val_loss})
-    return result.final_val_loss
+        job = self.job
+        self.event("start", steps=job.cfg.train.steps)
+        try:
+            result = train(
+                job.task,
+                job.optimizer,
+                hparams,
+                job.cfg.train,
+                device=job.device,
+                seed=seed,
+                on_eval=self.on_eval,
+                on_log=self.on_log,
+            )
+        except Diverged as exc:
+            self.record({DIVERGED_STEP: exc.step, FAILURE: f"diverged: {exc.reason}", TRAIN_CURVE: exc.curves["train"]})
+            self.ended("diverged", step=exc.step, reason=exc.reason)
+            return math.inf
+        except optuna.TrialPruned:
+            self.ended("pruned", value=self.last[-1] if self.last else None)
+            raise
+        except Interrupted:
+            self.record({FAILURE: INTERRUPTED})
+            raise
+        except Exception as exc:
+            self.record({FAILURE: f"{type(exc).__name__}: {exc}"[:500]})
+            self.event("failed", reason=f"{type(exc).__name__}: {exc}")
+            raise
+        self.record(_result_attrs(result))
+        self.ended("complete", value=result.final_val_loss)
+        return result.final_val_loss
+
+    def record(self, attrs: dict[str, Any]) -> None:
+        for key, value in attrs.items():
+            self.trial.set_user_attr(key, value)
+
+    def ended(self, kind: str, **fields: Any) -> None:
+        """The trial is over: unless the budget was taken meanwhile (surplus), say how."""
+        try:
+            self.check_end()
+        except Surplus:
+            self.event("surplus")
+            raise
+        self.event(kind, **fields)
 
 
-def _ended(check_end: Callable[[], None], emit: Event, base: dict[str, Any]) -> None:
-    try:
-        check_end()
-    except Surplus:
-        emit({**base, "event": "surplus"})
-        raise
+def _result_attrs(result: TrainResult) -> dict[str, Any]:
+    return {
+        TRAIN_CURVE: result.train_curve,
+        ITEMS_PER_S: result.items_per_s,
+        UNIT: result.unit,
+        WALL_TIME_S: result.wall_time_s,
+        PEAK_MEMORY_BYTES: result.peak_memory_bytes,
+        DEVICE: result.device,
+        PRECISION: result.precision,
+    }
 
 
 def _check_end(study: optuna.Study, trial: Trial, budget: int) -> None:
