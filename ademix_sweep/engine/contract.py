@@ -14,6 +14,16 @@ EXIT_TERMINATED = 143  # SIGTERM (Slurm, Kubernetes, systemd)
 STOP_GRACE_S = 20.0  # after a stop is asked for, how long a trial may take to reach its next evaluation
 
 
+def study_name(name: str, optimizer: str) -> str:
+    """The study of one optimizer of sweep ``name``."""
+    return f"{name}.{optimizer}"
+
+
+def compare_study_name(name: str) -> str:
+    """The study of ``compare``'s re-runs (both optimizers; each trial names its run)."""
+    return f"{name}.compare"
+
+
 @dataclass(frozen=True)
 class Slot:
     rank: int
@@ -41,5 +51,5 @@ class Spec:
     def study_names(self) -> list[str]:
         """The studies this sweep's workers run trials of."""
         if self.mode == "compare":
-            return [f"{self.name}.compare"]
-        return [f"{self.name}.{opt}" for opt in self.optimizers]
+            return [compare_study_name(self.name)]
+        return [study_name(self.name, opt) for opt in self.optimizers]

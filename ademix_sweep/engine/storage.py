@@ -153,7 +153,7 @@ def is_storage_outage(exc: BaseException) -> bool:
 def failure_message(url: str, exc: BaseException) -> str:
     """One line for a storage failure, naming the storage and what to do."""
     kind, cause = _failure(exc) or ("", exc)
-    shown, path = mask_url(url), _sqlite_path(url)
+    shown, path = mask_url(url), sqlite_path(url)
     if kind == "disk full":
         where = f" (the disk holding {path})" if path else ""
         return f"storage {shown}: disk full{where}; free some space, then run the same command again to resume"
@@ -286,12 +286,15 @@ def _transient(exc: BaseException) -> bool:
     return any(word in text for word in words)
 
 
-def _sqlite_path(url: str) -> str | None:
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite storage URL; None for other databases, in-memory SQLite or a bad URL."""
     try:
         parsed = make_url(url)
     except Exception:
         return None
-    return parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return parsed.database
 
 
 def _prepare_sqlite(database: str | None, url: str) -> None:
@@ -316,7 +319,7 @@ def checkpoint_sqlite(url: str, timeout_s: float = 1.0) -> bool:
     """Fold a SQLite storage's write-ahead log back into the database and truncate it (a long
     sweep's readers can keep SQLite's own checkpoints from ever finishing). True when done; a
     database busy past ``timeout_s`` is left for the next call. Other storages: nothing to do."""
-    path = _sqlite_path(url)
+    path = sqlite_path(url)
     if not path or not Path(path).exists():
         return False
     try:

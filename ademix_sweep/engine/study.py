@@ -18,6 +18,7 @@ import optuna
 from optuna.storages import RDBStorage
 
 from ademix_sweep import __version__
+from ademix_sweep.engine.contract import study_name
 from ademix_sweep.engine.space import grid_space
 from ademix_sweep.sweepfile.config import SweepConfig
 
@@ -27,15 +28,6 @@ BUDGET_ATTR = "ademix_sweep_budget"  # the last run's budget.trials, for readers
 
 class SweepMismatch(Exception):
     """The storage holds a sweep of this name whose results-defining fields differ."""
-
-
-def study_name(name: str, optimizer: str) -> str:
-    return f"{name}.{optimizer}"
-
-
-def compare_study_name(name: str) -> str:
-    """The study of ``compare``'s re-runs (both optimizers; each trial names its run)."""
-    return f"{name}.compare"
 
 
 OPERATIONAL = ("timeout",)  # train fields that change how trials are run, not their results

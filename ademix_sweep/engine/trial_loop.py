@@ -27,7 +27,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from ademix_sweep.engine.attrs import COMPARE, INTERRUPTED, WORKER_HOST, WORKER_PID
-from ademix_sweep.engine.contract import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_STORAGE, Slot, Spec
+from ademix_sweep.engine.contract import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_STORAGE, Slot, Spec, compare_study_name
 from ademix_sweep.engine.objective import (
     Interrupted,
     Surplus,
@@ -46,7 +46,7 @@ from ademix_sweep.engine.storage import (
     retrying,
     storage_failure,
 )
-from ademix_sweep.engine.study import SweepMismatch, compare_study_name, create_or_resume
+from ademix_sweep.engine.study import SweepMismatch, create_or_resume
 from ademix_sweep.sweepfile.yamlio import SweepFileError
 
 if TYPE_CHECKING:

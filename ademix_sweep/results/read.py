@@ -17,11 +17,11 @@ from typing import Any, TypedDict
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy.engine import make_url
 
 from ademix_sweep.engine.attrs import DEVICE, DIVERGED_STEP, FAILURE, SURPLUS, WORKER_HOST
-from ademix_sweep.engine.storage import mask_url, open_storage, resolve_storage_url, storage_errors
-from ademix_sweep.engine.study import ATTR, BUDGET_ATTR, study_name
+from ademix_sweep.engine.contract import study_name
+from ademix_sweep.engine.storage import mask_url, open_storage, resolve_storage_url, sqlite_path, storage_errors
+from ademix_sweep.engine.study import ATTR, BUDGET_ATTR
 from ademix_sweep.sweepfile.config import OPTIMIZERS, SweepConfig, read_sweep
 
 COLUMNS = (
@@ -89,13 +89,9 @@ def open_sweep(file: str | None, storage: str | None, name: str | None, override
 
 
 def _check_sqlite_exists(url: str) -> None:
-    try:
-        parsed = make_url(url)
-    except Exception:
-        return  # open_storage says what is wrong with it
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        if not Path(parsed.database).exists():
-            raise NoSweep(f"storage {mask_url(url)}: no such SQLite file (expected the storage a run wrote)")
+    path = sqlite_path(url)
+    if path and not Path(path).exists():
+        raise NoSweep(f"storage {mask_url(url)}: no such SQLite file (expected the storage a run wrote)")
 
 
 def state_of(trial: FrozenTrial) -> str:

@@ -16,10 +16,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ademix_sweep.engine.contract import STOP_GRACE_S, Slot, Spec
+from ademix_sweep.engine.contract import STOP_GRACE_S, Slot, Spec, compare_study_name
 from ademix_sweep.engine.retries import fail_dead_local_trials
 from ademix_sweep.engine.storage import open_storage, storage_errors
-from ademix_sweep.engine.study import check_same_sweep, compare_study_name
+from ademix_sweep.engine.study import check_same_sweep
 from ademix_sweep.engine.workers import Outcome, run_sweep
 from ademix_sweep.results.compare import Config, compare_seeds, enqueue, gather, plan, summary
 from ademix_sweep.results.read import Figures, Sweep, open_sweep
