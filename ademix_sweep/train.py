@@ -120,78 +120,116 @@ def train(
     value)`` runs after each evaluation and may raise to stop training (the exception propagates).
     Raises :class:`Diverged` with the step and value when the loss goes non-finite or far up.
     """
-    cfg, started = train_cfg, time.perf_counter()
+    started = time.perf_counter()
     dev = resolve_device(device) if isinstance(device, str) else device
-    precision = resolve_precision(cfg.precision, dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     torch.manual_seed(seed)  # the initialisation (and dropout) depend on the seed alone
     model = task.make_model().to(dev)
     opt = build_optimizer(optimizer_name, model, hparams, impl=impl)  # type: ignore[arg-type]
-    forward = torch.compile(model) if cfg.compile else model
-    data_gen = torch.Generator().manual_seed(seed)  # the data order depends on the seed alone
-    val = [to_device(b, dev) for b in task.val_batches(cfg.batch_size, cfg.eval_batches)]
-    autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
-    params = [p for p in model.parameters() if p.requires_grad]
-    base_lrs = [group["lr"] for group in opt.param_groups]
-    guard = _Guard(cfg.divergence_factor)
-    val_curve, train_curve = guard.curves["val"], guard.curves["train"]
-    pending: list[torch.Tensor] = []
-    items, train_time, eval_time, mark = 0, 0.0, 0.0, time.perf_counter()
-    model.train()
-    for step in range(1, cfg.steps + 1):
-        mult = lr_multiplier(step, cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.min_lr_ratio)
-        for group, base in zip(opt.param_groups, base_lrs, strict=True):
-            group["lr"] = base * mult
-        batch = to_device(task.train_batch(data_gen, cfg.batch_size), dev)
-        with autocast:
-            loss = task.loss(forward, batch)
-        loss.backward()
-        if cfg.grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        pending.append(loss.detach())
-        items += task.batch_items(batch)
-        evaluate = step % cfg.eval_every == 0 or step == cfg.steps
+    loop = _Loop(task, model, opt, train_cfg, dev, seed, started)
+    steps = train_cfg.steps
+    for step in range(1, steps + 1):
+        loop.step(step)
+        evaluate = step % train_cfg.eval_every == 0 or step == steps
         if step % LOG_EVERY == 0 or evaluate:
-            values = torch.stack(pending).float().tolist()  # one sync per reading
-            for offset, value in enumerate(values):
-                guard.check(step - len(values) + 1 + offset, value)
-            train_curve.append((step, sum(values) / len(values)))
-            pending.clear()
-            now = time.perf_counter()
-            train_time += now - mark
+            progress = loop.read_losses(step)
             if on_log is not None:
-                on_log(
-                    Progress(step, cfg.steps, train_curve[-1][1], base_lrs[0] * mult, items / train_time, now - started)
-                )
-            mark = time.perf_counter()
+                on_log(progress)
+            loop.mark = time.perf_counter()
         if evaluate:
-            value = _evaluate(task, model, forward, val, autocast)
-            guard.check(step, value, "validation loss")
-            val_curve.append((step, value))
+            value = loop.evaluate(step)
             if on_eval is not None:
                 on_eval(step, value)
-            eval_time += time.perf_counter() - mark
-            mark = time.perf_counter()
-    peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
-    return TrainResult(
-        final_val_loss=val_curve[-1][1],
-        best_val_loss=min(v for _, v in val_curve),
-        val_curve=val_curve,
-        train_curve=train_curve,
-        steps=cfg.steps,
-        unit=task.unit,
-        items=items,
-        items_per_s=items / train_time if train_time > 0 else float("nan"),
-        wall_time_s=time.perf_counter() - started,
-        eval_time_s=eval_time,
-        device=_device_name(dev),
-        precision=precision,
-        peak_memory_bytes=peak,
-        optimizer_impl=opt.impl_used if isinstance(opt, AdEMAMix) else None,
-    )
+            loop.eval_time += time.perf_counter() - loop.mark
+            loop.mark = time.perf_counter()
+    return loop.result()
+
+
+class _Loop:
+    """One training run's state: the model and optimizer, the schedule, the validation batches,
+    the divergence guard with its curves, and the clocks (training and evaluation apart)."""
+
+    def __init__(
+        self,
+        task: Task,
+        model: torch.nn.Module,
+        opt: torch.optim.Optimizer,
+        cfg: Train,
+        dev: torch.device,
+        seed: int,
+        started: float,
+    ) -> None:
+        self.task, self.model, self.opt, self.cfg, self.dev = task, model, opt, cfg, dev
+        self.started = started  # the run's start: the wall time counts building the model too
+        self.precision = resolve_precision(cfg.precision, dev)
+        self.forward = torch.compile(model) if cfg.compile else model
+        self.data_gen = torch.Generator().manual_seed(seed)  # the data order depends on the seed alone
+        self.val = [to_device(b, dev) for b in task.val_batches(cfg.batch_size, cfg.eval_batches)]
+        bf16 = self.precision == "bf16"
+        self.autocast: Any = torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.base_lrs = [group["lr"] for group in opt.param_groups]
+        self.guard = _Guard(cfg.divergence_factor)
+        self.pending: list[torch.Tensor] = []  # losses not read back yet (one device sync per reading)
+        self.items, self.train_time, self.eval_time, self.mark = 0, 0.0, 0.0, time.perf_counter()
+        self.mult = 1.0
+        model.train()
+
+    def step(self, step: int) -> None:
+        cfg = self.cfg
+        self.mult = lr_multiplier(step, cfg.steps, cfg.warmup_steps, cfg.schedule, cfg.min_lr_ratio)
+        for group, base in zip(self.opt.param_groups, self.base_lrs, strict=True):
+            group["lr"] = base * self.mult
+        batch = to_device(self.task.train_batch(self.data_gen, cfg.batch_size), self.dev)
+        with self.autocast:
+            loss = self.task.loss(self.forward, batch)
+        loss.backward()
+        if cfg.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.pending.append(loss.detach())
+        self.items += self.task.batch_items(batch)
+
+    def read_losses(self, step: int) -> Progress:
+        """Check the losses since the last reading (raises Diverged) and add their mean to the curve."""
+        values = torch.stack(self.pending).float().tolist()
+        for offset, value in enumerate(values):
+            self.guard.check(step - len(values) + 1 + offset, value)
+        train_curve = self.guard.curves["train"]
+        train_curve.append((step, sum(values) / len(values)))
+        self.pending.clear()
+        now = time.perf_counter()
+        self.train_time += now - self.mark
+        lr = self.base_lrs[0] * self.mult
+        return Progress(step, self.cfg.steps, train_curve[-1][1], lr, self.items / self.train_time, now - self.started)
+
+    def evaluate(self, step: int) -> float:
+        value = _evaluate(self.task, self.model, self.forward, self.val, self.autocast)
+        self.guard.check(step, value, "validation loss")
+        self.guard.curves["val"].append((step, value))
+        return value
+
+    def result(self) -> TrainResult:
+        dev, val_curve = self.dev, self.guard.curves["val"]
+        peak = torch.cuda.max_memory_allocated(dev) if dev.type == "cuda" else None
+        return TrainResult(
+            final_val_loss=val_curve[-1][1],
+            best_val_loss=min(v for _, v in val_curve),
+            val_curve=val_curve,
+            train_curve=self.guard.curves["train"],
+            steps=self.cfg.steps,
+            unit=self.task.unit,
+            items=self.items,
+            items_per_s=self.items / self.train_time if self.train_time > 0 else float("nan"),
+            wall_time_s=time.perf_counter() - self.started,
+            eval_time_s=self.eval_time,
+            device=_device_name(dev),
+            precision=self.precision,
+            peak_memory_bytes=peak,
+            optimizer_impl=self.opt.impl_used if isinstance(self.opt, AdEMAMix) else None,
+        )
 
 
 def _evaluate(task: Task, model: torch.nn.Module, forward: Any, batches: list[Any], autocast: Any) -> float:

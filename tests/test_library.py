@@ -18,7 +18,7 @@ from ademix_sweep.results import rerun
 slots = plan_slots("cpu", 1, 1, 0, 2)
 plan = plan_sweep(sys.argv[1], slots=slots, overrides=["budget.trials=3"])
 events = []
-outcome = run_planned(plan, on_event=lambda e: events.append(e["event"]))
+outcome = run_planned(plan, on_event=lambda e: events.append(e.kind))
 compare = rerun.plan_compare(sys.argv[1], slots=slots, seeds=2)
 pending = rerun.pending(compare)
 compared = rerun.run_compare(compare)

@@ -8,6 +8,7 @@ from rich.console import Console
 
 from ademix_sweep.cli import report
 from ademix_sweep.cli.report import sweep_summary
+from ademix_sweep.engine.events import decode
 from ademix_sweep.sweepfile.config import load_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,10 +130,10 @@ def test_sweep_view_prints_one_plain_line_per_event_outside_a_terminal():
     base = {"rank": 1, "optimizer": "adamw", "trial": 7, "time": 0.0}
     with report.SweepView(console, 4, ("ademamix", "adamw")) as view:
         assert not view.live_mode
-        view.event({**base, "event": "start", "device": "cpu", "steps": 100})
-        view.event({**base, "event": "progress", "step": 50, "steps": 100, "loss": 2.0})  # not a line
-        view.event({**base, "event": "diverged", "step": 13, "reason": "loss is nan (non-finite)"})
-        view.event({"rank": 0, "event": "worker_died", "exitcode": -9, "requeued": [("x", 1)], "time": 0.0})
+        view.event(decode({**base, "kind": "start", "device": "cpu", "steps": 100}))
+        view.event(decode({**base, "kind": "progress", "step": 50, "steps": 100, "loss": 2.0}))  # not a line
+        view.event(decode({**base, "kind": "diverged", "step": 13, "reason": "loss is nan (non-finite)"}))
+        view.event(decode({"rank": 0, "kind": "worker_died", "exitcode": -9, "requeued": [("x", 1)], "time": 0.0}))
         view.update({"ademamix": _stats(), "adamw": _stats()})
     lines = [line.split(" ", 1)[1] for line in out.getvalue().splitlines()]
     assert lines == [
@@ -147,8 +148,8 @@ def test_sweep_view_live_table_lists_running_trials():
     console = Console(file=out, width=120, force_terminal=True)
     view = report.SweepView(console, 4, ("ademamix", "adamw"), live=True)
     base = {"rank": 0, "optimizer": "ademamix", "trial": 2, "time": 0.0}
-    view.event({**base, "event": "start", "device": "cuda:1", "steps": 2000})
-    view.event({**base, "event": "eval", "step": 500, "steps": 2000, "value": 2.3456})
+    view.event(decode({**base, "kind": "start", "device": "cuda:1", "steps": 2000}))
+    view.event(decode({**base, "kind": "eval", "step": 500, "steps": 2000, "value": 2.3456}))
     view.update({"ademamix": _stats(finished=3), "adamw": _stats(finished=1)})
     rendered = io.StringIO()
     Console(file=rendered, width=120).print(view._render())

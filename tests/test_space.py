@@ -83,13 +83,33 @@ def test_t_alpha_beta3_range_in_steps_is_rounded_to_steps() -> None:
 
 
 def test_a_sweep_passes_every_hyperparameter_so_build_optimizer_defaults_never_apply():
+    from ademix_sweep.engine.space import default_config
     from ademix_sweep.optim import OPTIMIZERS
     from ademix_sweep.optim.build import DEFAULTS
     from ademix_sweep.sweepfile.config import OPTIMIZERS as SWEEP_OPTIMIZERS
-    from ademix_sweep.sweepfile.config import fixed_hparams, load_sweep
+    from ademix_sweep.sweepfile.config import load_sweep
 
     assert set(OPTIMIZERS) == set(SWEEP_OPTIMIZERS)
     spaces = load_sweep(Path(__file__).resolve().parent.parent / "sweeps/rosenbrock.yaml").optimizers.spaces()
     for opt, space in spaces.items():
-        values, _ = fixed_hparams(space)
+        values = sample_hparams(optuna.trial.FixedTrial({}), default_config(space)[0], train_steps=100)
         assert set(values) == set(DEFAULTS[opt]), opt
+
+
+def test_a_trials_stored_params_read_back_as_the_hyperparameters_it_trained_with():
+    from ademix_sweep.engine.space import plain_hyperparameters
+
+    space = AdEMAMixSpace.model_validate(
+        {
+            "lr": {"log_uniform": [1e-4, 1e-2]},
+            "beta2": {"one_minus_log": [0.99, 0.9999]},
+            "beta3": {"half_life": [100, 10000]},
+            "t_alpha_beta3": {"uniform": [0.25, 1.0]},
+        }
+    )
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3)).ask()
+    hp = sample_hparams(trial, space, train_steps=800)
+    assert set(trial.params) == {"lr", "one_minus_beta2", "beta3_half_life", "t_alpha_beta3"}
+    plain = plain_hyperparameters(trial.params, trial.user_attrs)
+    assert plain == {k: v for k, v in hp.items() if k in plain}
+    assert set(plain) == {"lr", "beta2", "beta3", "t_alpha_beta3"} and isinstance(plain["t_alpha_beta3"], int)

@@ -14,6 +14,7 @@ from rich.console import Console
 from ademix_sweep import __version__
 from ademix_sweep.cli import report
 from ademix_sweep.engine.contract import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED, STOP_GRACE_S
+from ademix_sweep.engine.events import OnEvent
 
 if TYPE_CHECKING:
     from ademix_sweep.engine.contract import Slot
@@ -111,7 +112,7 @@ def run_live(
     file: str,
     plan: SweepPlan | ComparePlan,
     total: int,
-    start: Callable[[Callable[[dict[str, Any]], None], Callable[[], None]], Outcome],
+    start: Callable[[OnEvent, Callable[[], None]], Outcome],
     figures: Callable[[], Mapping[str, F]],
 ) -> tuple[Outcome, Mapping[str, F]]:
     """``start(on_event, on_tick)`` runs the workers under the live view, which shows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
@@ -22,6 +23,7 @@ from ademix_sweep.sweepfile.config import (
 )
 
 if TYPE_CHECKING:
+    from ademix_sweep.engine.events import Event
     from ademix_sweep.results.read import Figures, OptimizerStatus
     from ademix_sweep.train import Progress as TrainStatus
     from ademix_sweep.train import TrainResult
@@ -131,6 +133,16 @@ def _best_step(result: TrainResult) -> int:
     return min(result.val_curve, key=lambda point: point[1])[0]
 
 
+@dataclass
+class _Running:
+    """A running trial as the live view shows it."""
+
+    start: Event
+    t0: float
+    step: int = 0
+    loss: float | None = None
+
+
 class SweepView:
     """What ``run`` shows: a live view in a terminal, else one plain line per event.
 
@@ -157,7 +169,7 @@ class SweepView:
     def __init__(self, console: Console, budget: int, optimizers: tuple[str, ...], live: bool | None = None) -> None:
         self.console, self.budget, self.optimizers = console, budget, optimizers
         self.live_mode = console.is_terminal if live is None else live
-        self.running: dict[tuple[int, str, int], dict[str, Any]] = {}
+        self.running: dict[tuple[int, str, int], _Running] = {}
         self.stats: Mapping[str, Figures] = {}
         self.bars = Progress(
             TextColumn("{task.description:>9}"),
@@ -179,18 +191,18 @@ class SweepView:
             self.live.update(self._render())
             self.live.stop()
 
-    def event(self, e: dict[str, Any]) -> None:
-        key = (e.get("rank", -1), e.get("optimizer", ""), e.get("trial", -1))
-        kind = e.get("event")
-        if kind == "start":
-            self.running[key] = {**e, "t0": e.get("time", time.time()), "step": 0, "loss": None}
-        elif kind in ("progress", "eval") and key in self.running:
-            self.running[key].update(step=e["step"], loss=e.get("loss", e.get("value")))
-        elif kind in ("complete", "pruned", "diverged", "failed", "interrupted", "surplus", "timeout"):
+    def event(self, e: Event) -> None:
+        key = (e.rank, e.optimizer or "", -1 if e.trial is None else e.trial)
+        if e.kind == "start":
+            self.running[key] = _Running(e, t0=e.time)
+        elif e.kind in ("progress", "eval") and key in self.running:
+            self.running[key].step = e.step or 0
+            self.running[key].loss = e.loss if e.kind == "progress" else e.value
+        elif e.ended:
             self.running.pop(key, None)
         if self.live:
             self.live.update(self._render())
-        elif kind in self.PLAIN:
+        elif e.kind in self.PLAIN:
             self.console.print(plain_line(e), highlight=False, markup=False, soft_wrap=True)  # a log line: unwrapped
 
     def update(self, stats: Mapping[str, Figures]) -> None:
@@ -205,42 +217,43 @@ class SweepView:
         table = Table(title="running trials", title_justify="left", expand=False)
         for column in ("worker", "device", "trial", "step", "loss", "elapsed"):
             table.add_column(column, justify="right" if column in ("step", "loss", "elapsed") else "left")
-        for (rank, opt, trial), r in sorted(self.running.items()):
-            loss = "-" if r["loss"] is None else f"{r['loss']:.4f}"
-            elapsed = f"{time.time() - r['t0']:.0f} s"
-            table.add_row(
-                str(rank), str(r.get("device", "")), f"{opt} #{trial}", f"{r['step']}/{r.get('steps')}", loss, elapsed
-            )
+        for (rank, opt, trial), r in sorted(self.running.items(), key=lambda item: item[0]):
+            loss = "-" if r.loss is None else f"{r.loss:.4f}"
+            elapsed = f"{time.time() - r.t0:.0f} s"
+            progress = f"{r.step}/{r.start.steps}"
+            table.add_row(str(rank), r.start.device or "", f"{opt} #{trial}", progress, loss, elapsed)
         return Group(self.bars, table)
 
 
-def plain_line(e: dict[str, Any]) -> str:
+def plain_line(e: Event) -> str:
     """One line per event, for logs (CI, nohup, Slurm)."""
-    stamp = time.strftime("%H:%M:%S", time.localtime(e.get("time", time.time())))
-    who = f"worker {e.get('rank')}" + (f" {e['optimizer']} #{e['trial']}" if "trial" in e else "")
-    kind = e.get("event")
+    stamp = time.strftime("%H:%M:%S", time.localtime(e.time))
+    if e.kind in ("stopping", "stop_forced"):
+        return f"{stamp} {_detail(e)}"
+    who = f"worker {e.rank}" + (f" {e.optimizer} #{e.trial}" if e.trial is not None else "")
+    return f"{stamp} {who}: {_detail(e)}"
+
+
+def _detail(e: Event) -> str:
+    signal_name = "SIGTERM" if e.signal == "SIGTERM" else "Ctrl-C"
     detail = {
-        "start": lambda: f"started on {e.get('device')}",
-        "complete": lambda: f"complete: {e['value']:.4f}",
-        "pruned": lambda: "pruned" + (f" at {e['value']:.4f}" if e.get("value") is not None else ""),
-        "diverged": lambda: f"diverged at step {e['step']}: {e['reason']}",
-        "failed": lambda: f"failed: {e['reason']}",
+        "start": lambda: f"started on {e.device}",
+        "complete": lambda: f"complete: {e.value:.4f}",
+        "pruned": lambda: "pruned" + (f" at {e.value:.4f}" if e.value is not None else ""),
+        "diverged": lambda: f"diverged at step {e.step}: {e.reason}",
+        "failed": lambda: f"failed: {e.reason}",
         "interrupted": lambda: "interrupted; re-queued for the next run",
-        "timeout": lambda: f"stopped after train.timeout ({e['after_s']:g} s): failed, not re-queued",
-        "stop_forced": lambda: f"trials that reached no evaluation within {e['after_s']:g} s: stopped and re-queued",
-        "storage_failed": lambda: e["message"],
-        "worker_died": lambda: f"died (exit code {e['exitcode']}); re-queued {len(e['requeued'])} trial(s)",
+        "timeout": lambda: f"stopped after train.timeout ({e.after_s:g} s): failed, not re-queued",
+        "stop_forced": lambda: f"trials that reached no evaluation within {e.after_s:g} s: stopped and re-queued",
+        "storage_failed": lambda: e.message or "",
+        "worker_died": lambda: f"died (exit code {e.exitcode}); re-queued {len(e.requeued)} trial(s)",
         "stopping": lambda: (
-            f"{_signal_name(e)}: finishing at the next evaluation (again to stop now)"
-            if e.get("count") == 1
-            else f"{_signal_name(e)} again: stopping now"
+            f"{signal_name}: finishing at the next evaluation (again to stop now)"
+            if e.count == 1
+            else f"{signal_name} again: stopping now"
         ),
-    }.get(kind, lambda: str(kind))()
-    return f"{stamp} {who}: {detail}" if kind not in ("stopping", "stop_forced") else f"{stamp} {detail}"
-
-
-def _signal_name(e: dict[str, Any]) -> str:
-    return "SIGTERM" if e.get("signal") == "SIGTERM" else "Ctrl-C"
+    }.get(e.kind, lambda: str(e.kind))
+    return detail()
 
 
 def sweep_result(console: Console, stats: Mapping[str, OptimizerStatus], budget: int) -> None:

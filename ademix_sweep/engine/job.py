@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import optuna
 import torch
 
-from ademix_sweep.sweepfile.config import SweepConfig, fixed_hparams, read_sweep, t_alpha_beta3_steps
+from ademix_sweep.engine.space import default_config, sample_hparams
+from ademix_sweep.sweepfile.config import SweepConfig, read_sweep
 from ademix_sweep.sweepfile.yamlio import SweepFileError, dotted
 from ademix_sweep.tasks import Task, TaskError, build_task
 from ademix_sweep.train import Diverged, Progress, TrainResult, resolve_device, train
@@ -67,9 +69,8 @@ def prepare_job(
         task = build_task(cfg.task, Path(file).parent)
     except TaskError as exc:
         raise SweepFileError(doc.source, doc.line_of(exc.loc), dotted(exc.loc), exc.message) from None
-    values, defaulted = fixed_hparams(cfg.optimizers.spaces()[optimizer])
-    if "t_alpha_beta3" in values:
-        values["t_alpha_beta3"] = t_alpha_beta3_steps(values["t_alpha_beta3"], cfg.train.steps)
+    space, defaulted = default_config(cfg.optimizers.spaces()[optimizer])
+    values = sample_hparams(optuna.trial.FixedTrial({}), space, cfg.train.steps)
     return Job(cfg, task, optimizer, values, defaulted, dev)
 
 

@@ -43,6 +43,7 @@ from ademix_sweep.engine.attrs import (
     WORKER_PID,
     WORKER_RANK,
 )
+from ademix_sweep.engine.events import Event, Kind, OnEvent
 from ademix_sweep.engine.space import sample_hparams
 
 if TYPE_CHECKING:  # train imports torch: the parent of the workers does without it
@@ -82,15 +83,12 @@ def within_budget(study: optuna.Study, number: int, budget: int) -> bool:
     return sum(t.number < number for t in counted(study)) < budget
 
 
-Event = Callable[[dict[str, Any]], None]
-
-
 def make_objective(
     job: Job,
     study: optuna.Study,
     budget: int,
     worker: Worker,
-    emit: Event,
+    emit: OnEvent,
     stopping: Callable[[], bool],
 ) -> Callable[[Trial], float]:
     """The sweep's objective for ``study.optimize(..., n_trials=1)`` in a worker."""
@@ -112,7 +110,7 @@ def make_compare_objective(
     jobs: dict[str, Job],
     study: optuna.Study,
     worker: Worker,
-    emit: Event,
+    emit: OnEvent,
     stopping: Callable[[], bool],
 ) -> Callable[[Trial], float]:
     """A compare run's objective: the configuration and seed come with the (enqueued) trial."""
@@ -145,7 +143,7 @@ def _taken(study: optuna.Study, number: int, run: dict[str, Any]) -> bool:
     return False
 
 
-def _start(trial: Trial, job: Job, worker: Worker, seed: int | None) -> dict[str, Any]:
+def _start(trial: Trial, job: Job, worker: Worker, seed: int | None) -> Event:
     """Name the trial's worker (first, so that every trial has one); the base of its events."""
     for key, value in (
         (WORKER_HOST, worker.host),
@@ -156,7 +154,7 @@ def _start(trial: Trial, job: Job, worker: Worker, seed: int | None) -> dict[str
         (SEED, seed),
     ):
         trial.set_user_attr(key, value)
-    return {"optimizer": job.optimizer, "trial": trial.number, "rank": worker.rank, "device": worker.device}
+    return Event("start", worker.rank, optimizer=job.optimizer, trial=trial.number, device=worker.device)
 
 
 @dataclass
@@ -166,16 +164,16 @@ class _TrialRun:
 
     trial: Trial
     job: Job
-    base: dict[str, Any]  # the fields of every event of this trial
-    emit: Event
+    base: Event  # the fields of every event of this trial
+    emit: OnEvent
     stopping: Callable[[], bool]
     check_end: Callable[[], None]  # raises Surplus when the budget was taken meanwhile
     prune: bool = True
     last: list[float] = field(default_factory=list)  # the evaluations so far
     shown_s: float = 0.0  # when progress was last sent
 
-    def event(self, kind: str, **fields: Any) -> None:
-        self.emit({**self.base, "event": kind, **fields})
+    def event(self, kind: Kind, **fields: Any) -> None:
+        self.emit(self.base.but(kind=kind, **fields))
 
     def on_eval(self, step: int, value: float) -> None:
         self.trial.report(value, step)
@@ -231,7 +229,7 @@ class _TrialRun:
         for key, value in attrs.items():
             self.trial.set_user_attr(key, value)
 
-    def ended(self, kind: str, **fields: Any) -> None:
+    def ended(self, kind: Kind, **fields: Any) -> None:
         """The trial is over: unless the budget was taken meanwhile (surplus), say how."""
         try:
             self.check_end()

@@ -1,4 +1,6 @@
-"""Search space -> Optuna ``suggest_*`` calls, and sampled values -> optimizer hyperparameters.
+"""Search space -> Optuna ``suggest_*`` calls, and sampled values -> optimizer hyperparameters:
+the one route from a space to hyperparameters (``sample_hparams``), for a sweep's trials, for
+``compare``'s re-runs (a FixedTrial of stored params) and for ``train`` (``default_config``).
 
 Trial params are stored under the sweep file's names, so optuna-dashboard shows them plainly:
 ``lr``, ``alpha``, ``t_alpha_beta3`` (as written: steps or a fraction)... The two EMA kinds are
@@ -8,10 +10,14 @@ resulting beta is stored as a user attribute under its plain name, as is ``t_alp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-from ademix_sweep.sweepfile.config import AdamWSpace, t_alpha_beta3_steps
+from ademix_sweep.sweepfile.config import DEFAULT_LR, AdamWSpace, t_alpha_beta3_steps
 from ademix_sweep.sweepfile.dists import Dist
+
+PLAIN_ATTRS = ("beta1", "beta2", "beta3")  # sampled in their own units, stored under their plain names too
+STEPS_ATTR = "t_alpha_beta3_steps"
 
 
 class TrialLike(Protocol):
@@ -67,9 +73,35 @@ def sample_hparams(trial: TrialLike, space: AdamWSpace, train_steps: int) -> dic
             if dist.kind in ("uniform", "log_uniform") and isinstance(dist.low, int):
                 value = round(value)  # a range given in steps
             value = t_alpha_beta3_steps(value, train_steps)
-            trial.set_user_attr("t_alpha_beta3_steps", value)
+            trial.set_user_attr(STEPS_ATTR, value)
         hparams[name] = value
     return hparams
+
+
+def default_config(space: AdamWSpace) -> tuple[AdamWSpace, list[str]]:
+    """One configuration of a space: each distribution replaced by its field's documented default
+    (lr: DEFAULT_LR), constants as written. Returns that space of constants (``sample_hparams``
+    of any trial gives its hyperparameters) and the names that took a default."""
+    changes: dict[str, Dist] = {}
+    for name, dist in space:
+        if dist.kind != "const":
+            field = type(space).model_fields[name]
+            changes[name] = field.default_factory() if field.default_factory else Dist("const", (DEFAULT_LR,))  # type: ignore[call-arg]
+    return space.model_copy(update=changes), list(changes)
+
+
+def plain_hyperparameters(params: Mapping[str, Any], user_attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's stored params under the sweep file's field names, in plain units (a half-life
+    sampled for beta3 appears as beta3; t_alpha_beta3 in steps): ``sample_hparams`` read back."""
+    plain = dict(params)
+    for name in PLAIN_ATTRS:
+        if name in user_attrs:
+            plain.pop(f"{name}_half_life", None)
+            plain.pop(f"one_minus_{name}", None)
+            plain[name] = user_attrs[name]
+    if STEPS_ATTR in user_attrs:
+        plain["t_alpha_beta3"] = user_attrs[STEPS_ATTR]
+    return plain
 
 
 def grid_space(space: AdamWSpace) -> dict[str, list[Any]]:

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import optuna
 
 from ademix_sweep.engine.contract import STOP_GRACE_S, Slot, Spec
+from ademix_sweep.engine.events import OnEvent
 from ademix_sweep.engine.retries import fail_dead_local_trials
 from ademix_sweep.engine.storage import open_storage, resolve_storage_url, storage_errors
 from ademix_sweep.engine.study import BUDGET_ATTR, create_or_resume
@@ -67,7 +67,7 @@ def plan_sweep(
 def run_planned(
     plan: SweepPlan,
     *,
-    on_event: Callable[[dict[str, Any]], None] = lambda event: None,
+    on_event: OnEvent = lambda event: None,
     on_tick: Callable[[], None] = lambda: None,
     tick_s: float = 2.0,
 ) -> Outcome:

@@ -28,6 +28,7 @@ from optuna.trial import TrialState
 
 from ademix_sweep.engine.attrs import COMPARE, INTERRUPTED, WORKER_HOST, WORKER_PID
 from ademix_sweep.engine.contract import EXIT_BAD_INPUT, EXIT_GAVE_UP, EXIT_STORAGE, Slot, Spec, compare_study_name
+from ademix_sweep.engine.events import Event, OnEvent, encode
 from ademix_sweep.engine.objective import (
     Interrupted,
     Surplus,
@@ -56,9 +57,6 @@ MAX_CONSECUTIVE_FAILURES = 3  # a worker whose trials keep failing (not divergin
 WAIT_S = 0.25
 STALE_CHECK_S = 5.0
 ORPHAN_CHECK_S = 0.5
-
-Emit = Callable[[dict[str, Any]], None]
-
 
 def worker_main(spec: Spec, slot: Slot, events: Any, shared_stop: Any) -> None:
     """A worker process: trials until both budgets are finished or a stop is asked for.
@@ -90,10 +88,10 @@ def worker_main(spec: Spec, slot: Slot, events: Any, shared_stop: Any) -> None:
     except Exception as exc:
         if storage_failure(exc) is None:
             raise
-        emit({"event": "storage_failed", "message": failure_message(spec.storage, exc)})
+        emit(Event("storage_failed", message=failure_message(spec.storage, exc)))
         code = EXIT_STORAGE
     except KeyboardInterrupt:
-        emit({"event": "worker_exit", "reason": "interrupted"})
+        emit(Event("worker_exit", reason="interrupted"))
         code = 130
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
@@ -133,17 +131,17 @@ class _Stop:
         return self.local or bool(self.shared.value)
 
 
-def _emitter(events: Any, rank: int) -> Emit:
-    def emit(event: dict[str, Any]) -> None:
+def _emitter(events: Any, rank: int) -> OnEvent:
+    def emit(event: Event) -> None:
         try:
-            events.send({"rank": rank, "time": time.time(), **event})
+            events.send(encode(dataclasses.replace(event, rank=rank)))
         except OSError:  # the parent is gone: events have no reader
             pass
 
     return emit
 
 
-def _setup(spec: Spec, slot: Slot, emit: Emit) -> tuple[dict[str, Job], dict[str, optuna.Study], RDBStorage]:
+def _setup(spec: Spec, slot: Slot, emit: OnEvent) -> tuple[dict[str, Job], dict[str, optuna.Study], RDBStorage]:
     """The task and both studies; bad input ends the worker with EXIT_BAD_INPUT and one line."""
     from ademix_sweep.engine.job import BadDevice, prepare_job
 
@@ -156,13 +154,13 @@ def _setup(spec: Spec, slot: Slot, emit: Emit) -> tuple[dict[str, Job], dict[str
         }
     except (SweepFileError, BadDevice, StorageError, SweepMismatch) as exc:
         message = str(exc) if isinstance(exc, SweepFileError) else f"{spec.file}: {exc}"
-        emit({"event": "setup_failed", "message": message})
+        emit(Event("setup_failed", message=message))
         raise SystemExit(EXIT_BAD_INPUT) from None
     jobs = {opt: dataclasses.replace(base, optimizer=opt, hparams={}, defaulted=[]) for opt in spec.optimizers}
     return jobs, studies, storage
 
 
-def _work(spec: Spec, slot: Slot, emit: Emit, stop: Any) -> None:
+def _work(spec: Spec, slot: Slot, emit: OnEvent, stop: Any) -> None:
     jobs, studies, storage = _setup(spec, slot, emit)
     worker = Worker(slot.rank, f"{slot.device}:{slot.gpu}" if slot.gpu is not None else slot.device)
     if spec.mode == "compare":
@@ -184,58 +182,73 @@ def _work(spec: Spec, slot: Slot, emit: Emit, stop: Any) -> None:
 
         watched = list(studies.values())
     try:
-        emit({"event": "worker_ready", "pid": os.getpid(), "device": worker.device})
+        emit(Event("worker_ready", pid=os.getpid(), device=worker.device))
         _trials(pick, watched, spec.storage, worker, emit, stop)
     finally:
         storage.engine.dispose()  # close the connections before the fast exit
 
 
 def _trials(
-    pick: Callable[[int], Any], watched: list[optuna.Study], url: str, worker: Worker, emit: Emit, stop: Any
+    pick: Callable[[int], Any], watched: list[optuna.Study], url: str, worker: Worker, emit: OnEvent, stop: Any
 ) -> None:
     """Trials one at a time: ``pick`` gives the next (study, objective), "wait" or None (done).
     A database outage is waited out (up to study.OUTAGE_S); a trial it broke is re-queued."""
     names = [study.study_name for study in watched]
     failures, turn, stale_check = 0, worker.rank, 0.0
     while not stop.is_set():
-        choice = retrying(partial(pick, turn), on_wait=lambda why: emit({"event": "storage_wait", "reason": why}))
+        choice = retrying(partial(pick, turn), on_wait=lambda why: emit(Event("storage_wait", reason=why)))
         if choice is None:
             break
         if choice == "wait":  # the last trials are running elsewhere
-            if time.monotonic() - stale_check >= STALE_CHECK_S:
-                for study in watched:  # a vanished machine's trials come back
-                    retrying(partial(optuna.storages.fail_stale_trials, study))
-                stale_check = time.monotonic()
-            time.sleep(WAIT_S)
+            stale_check = _wait_for_others(watched, stale_check)
             continue
         turn += 1
-        study, objective = choice
-        try:
-            study.optimize(objective, n_trials=1)
-            failures = 0
-        except (Surplus, UpdateFinishedTrialError):  # no slot left; or failed elsewhere as stale, and re-queued
-            continue
-        except Interrupted:
-            trial = _my_last_trial(study, worker)
-            requeue(study, trial)
-            emit({"event": "interrupted", "optimizer": _optimizer_of(study, trial), "trial": trial.number})
+        ended = _one_trial(*choice, names, url, worker, emit)
+        if ended == "interrupted":
             break
-        except Exception as exc:
-            if storage_failure(exc):
-                raise
-            if is_storage_outage(exc):  # the database went away mid-trial: put the trial back once it is back
-                retrying(partial(fail_trials_of, url, names, os.getpid(), "storage connection lost"))
-                continue
+        if isinstance(ended, Exception):
             failures += 1
             if failures >= MAX_CONSECUTIVE_FAILURES:
-                emit(
-                    {
-                        "event": "worker_exit",
-                        "reason": f"{failures} trials in a row failed; last: {type(exc).__name__}: {exc}"[:300],
-                    }
-                )
+                why = f"{failures} trials in a row failed; last: {type(ended).__name__}: {ended}"
+                emit(Event("worker_exit", reason=why[:300]))
                 raise SystemExit(EXIT_GAVE_UP) from None
-    emit({"event": "worker_exit", "reason": "interrupted" if stop.is_set() else "done"})
+        elif ended == "done":
+            failures = 0
+    emit(Event("worker_exit", reason="interrupted" if stop.is_set() else "done"))
+
+
+def _wait_for_others(watched: list[optuna.Study], stale_check: float) -> float:
+    """Wait a moment; now and then fail a vanished machine's trials so that they come back."""
+    if time.monotonic() - stale_check >= STALE_CHECK_S:
+        for study in watched:
+            retrying(partial(optuna.storages.fail_stale_trials, study))
+        stale_check = time.monotonic()
+    time.sleep(WAIT_S)
+    return stale_check
+
+
+def _one_trial(
+    study: optuna.Study, objective: Callable[..., float], names: list[str], url: str, worker: Worker, emit: OnEvent
+) -> str | Exception:
+    """Run one trial: "done", "skipped" (no budget left, or the storage broke it and it was
+    re-queued), "interrupted" (re-queued), or the exception that failed it."""
+    try:
+        study.optimize(objective, n_trials=1)
+    except (Surplus, UpdateFinishedTrialError):  # no slot left; or failed elsewhere as stale, and re-queued
+        return "skipped"
+    except Interrupted:
+        trial = _my_last_trial(study, worker)
+        requeue(study, trial)
+        emit(Event("interrupted", optimizer=_optimizer_of(study, trial), trial=trial.number))
+        return "interrupted"
+    except Exception as exc:
+        if storage_failure(exc):
+            raise
+        if is_storage_outage(exc):  # the database went away mid-trial: put the trial back once it is back
+            retrying(partial(fail_trials_of, url, names, os.getpid(), "storage connection lost"))
+            return "skipped"
+        return exc
+    return "done"
 
 
 def _optimizer_of(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> str:

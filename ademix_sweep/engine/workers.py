@@ -42,6 +42,7 @@ from ademix_sweep.engine.contract import (
     Slot,
     Spec,
 )
+from ademix_sweep.engine.events import FINISHED, Event, OnEvent, decode
 from ademix_sweep.engine.retries import fail_trials_of, how_it_ended
 from ademix_sweep.engine.storage import (
     OUTAGE_S,
@@ -56,9 +57,6 @@ from ademix_sweep.engine.trial_loop import worker_main
 MAX_ABNORMAL_IN_A_ROW = 3  # a slot whose trials end this many times in a row by death or timeout is given up
 CHECKPOINT_S = 60.0  # how often a SQLite storage's write-ahead log is folded back
 STOP_CODES = (EXIT_INTERRUPTED, EXIT_TERMINATED, -signal.SIGINT, -signal.SIGTERM)
-FINISHED_EVENTS = ("complete", "pruned", "diverged")
-ENDED_EVENTS = (*FINISHED_EVENTS, "failed", "interrupted", "surplus")
-Event = Callable[[dict[str, Any]], None]
 
 
 class BadSweep(Exception):
@@ -76,7 +74,7 @@ class Outcome:
 def run_sweep(
     spec: Spec,
     slots: list[Slot],
-    on_event: Event,
+    on_event: OnEvent,
     on_tick: Callable[[], None],
     tick_s: float = 2.0,
     prepare: Callable[[], None] = lambda: None,
@@ -115,7 +113,7 @@ def run_sweep(
 class _Pool:
     """The parent's view of its workers: processes, pipes, and the trial each one runs."""
 
-    def __init__(self, spec: Spec, slots: list[Slot], on_event: Event) -> None:
+    def __init__(self, spec: Spec, slots: list[Slot], on_event: OnEvent) -> None:
         self.spec, self.on_event = spec, on_event
         self.ctx = mp.get_context("spawn")
         self.stop = self.ctx.RawValue("b", 0)  # lock-free: a killed worker cannot hold it
@@ -123,7 +121,7 @@ class _Pool:
         self.procs: dict[int, Any] = {}
         self.pipes: dict[int, Any] = {}
         self.ready: set[int] = set()  # ranks whose current process got as far as its first trial
-        self.running: dict[int, tuple[float, dict[str, Any]]] = {}  # rank -> (start, its start event)
+        self.running: dict[int, tuple[float, Event]] = {}  # rank -> (start, its start event)
         self.abnormal: dict[int, int] = {}  # rank -> trials ended by death or timeout in a row
         self.signals: list[int] = []
         self.stop_since: float | None = None
@@ -135,7 +133,7 @@ class _Pool:
     def on_signal(self, signum: int, frame: Any) -> None:
         self.signals.append(signum)
         self.request_stop()
-        self.on_event({"event": "stopping", "count": len(self.signals), "signal": signal.Signals(signum).name})
+        self.on_event(Event("stopping", count=len(self.signals), signal=signal.Signals(signum).name))
         if len(self.signals) > 1:
             raise KeyboardInterrupt
 
@@ -167,7 +165,7 @@ class _Pool:
             self.enforce_timeout()
             grace = self.spec.stop_grace_s
             if self.stop_since is not None and time.monotonic() - self.stop_since > grace and self.procs:
-                self.on_event({"event": "stop_forced", "after_s": grace})
+                self.on_event(Event("stop_forced", after_s=grace))
                 self.kill_all()
             if time.monotonic() - last_tick >= tick_s:
                 with suppress(Exception):  # the figures shown can wait for a database that went away
@@ -182,24 +180,24 @@ class _Pool:
         for event in drain(self.pipes):
             self.handle(event)
 
-    def handle(self, event: dict[str, Any]) -> None:
-        kind, rank = event.get("event"), event.get("rank", -1)
+    def handle(self, event: Event) -> None:
+        kind, rank = event.kind, event.rank
         if kind == "worker_ready":
             self.ready.add(rank)
         elif kind == "start":
             self.running[rank] = (time.monotonic(), event)
-        elif kind in ENDED_EVENTS:
+        elif event.ended:
             self.running.pop(rank, None)
-            if kind in FINISHED_EVENTS:
+            if kind in FINISHED:
                 self.abnormal[rank] = 0
         elif kind == "setup_failed":
-            self.bad_input.append(event["message"])
+            self.bad_input.append(event.message or "")
             self.request_stop()  # every worker would fail the same way
         elif kind == "storage_failed":
-            self.reasons.append(event["message"])
+            self.reasons.append(event.message or "")
             self.request_stop()
-        elif kind == "worker_exit" and event.get("reason") not in ("done", INTERRUPTED):
-            self.reasons.append(f"worker {rank}: {event['reason']}")
+        elif kind == "worker_exit" and event.reason not in ("done", INTERRUPTED):
+            self.reasons.append(f"worker {rank}: {event.reason}")
         self.on_event(event)
 
     def reap(self) -> None:
@@ -215,7 +213,7 @@ class _Pool:
                 continue
             stopped = bool(self.signals) and code in STOP_CODES  # a worker that took the Ctrl-C itself
             requeued = self._fail(proc.pid, INTERRUPTED if stopped else "", exitcode=None if stopped else code)
-            self.on_event({"event": "worker_died", "rank": rank, "exitcode": code, "requeued": requeued})
+            self.on_event(Event("worker_died", rank, exitcode=code, requeued=tuple(requeued)))
             if not stopped:
                 self._replace(rank, f"worker {how_it_ended(code)}")
 
@@ -232,7 +230,7 @@ class _Pool:
             proc.join()
             del self.running[rank]
             self._fail(proc.pid, f"timeout: still running after train.timeout ({limit:g} s)", retry=False)
-            self.on_event({**event, "event": "timeout", "after_s": limit, "time": time.time()})
+            self.on_event(event.but(kind="timeout", after_s=limit))
             self._replace(rank, f"a trial ran past train.timeout ({limit:g} s)")
 
     def _replace(self, rank: int, why: str) -> None:
@@ -295,13 +293,13 @@ def _exit_now(signum: int, frame: Any) -> None:
     os._exit(EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED)
 
 
-def drain(pipes: dict[int, Any]) -> list[dict[str, Any]]:
+def drain(pipes: dict[int, Any]) -> list[Event]:
     """Every event waiting in the workers' pipes; a pipe whose worker died is dropped."""
     out = []
     for rank, conn in list(pipes.items()):
         try:
             while conn.poll():
-                out.append(conn.recv())
+                out.append(decode(conn.recv()))
         except (EOFError, OSError, pickle.UnpicklingError):
             conn.close()
             del pipes[rank]

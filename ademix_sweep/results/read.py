@@ -20,6 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ademix_sweep.engine.attrs import DEVICE, DIVERGED_STEP, FAILURE, SURPLUS, WORKER_HOST
 from ademix_sweep.engine.contract import study_name
+from ademix_sweep.engine.space import plain_hyperparameters
 from ademix_sweep.engine.storage import mask_url, open_storage, resolve_storage_url, sqlite_path, storage_errors
 from ademix_sweep.engine.study import ATTR, BUDGET_ATTR
 from ademix_sweep.sweepfile.config import OPTIMIZERS, SweepConfig, read_sweep
@@ -104,15 +105,7 @@ def state_of(trial: FrozenTrial) -> str:
 def hyperparameters(trial: FrozenTrial) -> dict[str, Any]:
     """The trial's parameters under the sweep file's field names, in plain units (a half-life
     sampled for beta3 appears as beta3), as ``train --param`` takes them."""
-    params = dict(trial.params)
-    for name in ("beta1", "beta2", "beta3"):
-        if name in trial.user_attrs:
-            params.pop(f"{name}_half_life", None)
-            params.pop(f"one_minus_{name}", None)
-            params[name] = trial.user_attrs[name]
-    if "t_alpha_beta3_steps" in trial.user_attrs:
-        params["t_alpha_beta3"] = trial.user_attrs["t_alpha_beta3_steps"]
-    return params
+    return plain_hyperparameters(trial.params, trial.user_attrs)
 
 
 def duration_s(trial: FrozenTrial, now: datetime | None = None) -> float | None:

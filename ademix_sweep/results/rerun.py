@@ -17,6 +17,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ademix_sweep.engine.contract import STOP_GRACE_S, Slot, Spec, compare_study_name
+from ademix_sweep.engine.events import OnEvent
 from ademix_sweep.engine.retries import fail_dead_local_trials
 from ademix_sweep.engine.storage import open_storage, storage_errors
 from ademix_sweep.engine.study import check_same_sweep
@@ -87,7 +88,7 @@ def pending(plan: ComparePlan) -> bool:
 def run_compare(
     plan: ComparePlan,
     *,
-    on_event: Callable[[dict[str, Any]], None] = lambda event: None,
+    on_event: OnEvent = lambda event: None,
     on_tick: Callable[[], None] = lambda: None,
     tick_s: float = 2.0,
 ) -> Outcome:

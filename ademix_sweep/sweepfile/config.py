@@ -323,22 +323,6 @@ def read_sweep(
 DEFAULT_LR = 1e-3  # the documented default when lr is a distribution and no --param gives it
 
 
-def fixed_hparams(space: AdamWSpace) -> tuple[dict[str, Any], list[str]]:
-    """One configuration from a space: each constant as written, each distribution replaced by
-    its field's documented default (lr: DEFAULT_LR). Returns the values (t_alpha_beta3 as
-    written: steps or a fraction) and the names that took a default."""
-    values: dict[str, Any] = {}
-    defaulted: list[str] = []
-    for name, dist in space:
-        if dist.kind == "const":
-            values[name] = dist.values[0]
-            continue
-        field = type(space).model_fields[name]
-        values[name] = field.default_factory().values[0] if field.default_factory else DEFAULT_LR  # type: ignore[call-arg]
-        defaulted.append(name)
-    return values, defaulted
-
-
 def validate_document(doc: Document) -> SweepConfig:
     if doc.data is None:
         raise SweepFileError(doc.source, None, "", "the file is empty (expected a mapping with name, task, train, ...)")
