@@ -13,7 +13,7 @@ import pytest
 import torch
 from data_fixtures import write_cifar, write_text_folder, write_tokens
 
-from ademix_sweep.sweepfile.config import CustomTask, LmTask, RosenbrockTask, VisionTask
+from ademix_sweep.sweepfile.sections import CustomTask, LmTask, RosenbrockTask, VisionTask
 from ademix_sweep.tasks import TaskError, build_task
 from ademix_sweep.tasks.corpus import Split, load_corpus
 from ademix_sweep.tasks.lm import GPT, GPTConfig

@@ -10,7 +10,8 @@ from helpers import cuda_only
 from torch import nn
 
 from ademix_sweep.optim import lr_multiplier
-from ademix_sweep.sweepfile.config import LmTask, RosenbrockTask, Train, VisionTask
+from ademix_sweep.sweepfile.config import Train
+from ademix_sweep.sweepfile.sections import LmTask, RosenbrockTask, VisionTask
 from ademix_sweep.tasks import build_task
 from ademix_sweep.train import Diverged, train
 

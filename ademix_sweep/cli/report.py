@@ -13,14 +13,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ademix_sweep.cli.report_results import number, params_line
-from ademix_sweep.sweepfile.config import (
-    LmTask,
-    RosenbrockTask,
-    SweepConfig,
-    VisionTask,
-    free_dimensions,
-    t_alpha_beta3_steps,
-)
+from ademix_sweep.sweepfile.config import SweepConfig, free_dimensions, t_alpha_beta3_steps
+from ademix_sweep.sweepfile.sections import LmTask, RosenbrockTask, VisionTask
 
 if TYPE_CHECKING:
     from ademix_sweep.engine.events import Event

@@ -21,7 +21,7 @@ from torch import nn
 from .base import Batch, TaskError, fingerprint
 
 if TYPE_CHECKING:
-    from ademix_sweep.sweepfile.config import CustomTask
+    from ademix_sweep.sweepfile.sections import CustomTask
 
 REQUIRED = ("make_model", "train_batch", "val_batches", "loss")
 

@@ -14,7 +14,7 @@ from torch import nn
 from .corpus import Corpus, load_corpus
 
 if TYPE_CHECKING:
-    from ademix_sweep.sweepfile.config import LmTask
+    from ademix_sweep.sweepfile.sections import LmTask
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .base import fingerprint
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ademix_sweep.sweepfile.config import RosenbrockTask
+    from ademix_sweep.sweepfile.sections import RosenbrockTask
 
 
 class Point(nn.Module):

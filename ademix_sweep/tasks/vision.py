@@ -22,7 +22,7 @@ from torch import nn
 from .base import TaskError, data_path, fingerprint
 
 if TYPE_CHECKING:
-    from ademix_sweep.sweepfile.config import VisionTask
+    from ademix_sweep.sweepfile.sections import VisionTask
 
 
 @dataclass(frozen=True)
