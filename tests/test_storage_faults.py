@@ -17,8 +17,9 @@ from sweeprun import assert_sound, run, sweep_file, wait_for_running
 from typer.testing import CliRunner
 
 from ademix_sweep.cli import app
-from ademix_sweep.engine.storage import StorageError, checkpoint_sqlite, mask_url, open_storage, scrub
+from ademix_sweep.engine.storage import StorageError, checkpoint_sqlite, open_storage
 from ademix_sweep.engine.study import create_or_resume
+from ademix_sweep.engine.urls import mask_url, scrub
 from ademix_sweep.sweepfile.config import load_sweep
 
 READERS = (["status"], ["best"], ["export"], ["plot", "-o", "figures"])

@@ -9,7 +9,7 @@ import optuna
 import pytest
 from databases import ensure_mariadb, ensure_postgres, fresh_postgres_database
 
-from ademix_sweep.engine.storage import StorageError, mask_url, open_storage, resolve_storage_url
+from ademix_sweep.engine.storage import StorageError, open_storage
 from ademix_sweep.engine.study import (
     ATTR,
     SweepMismatch,
@@ -19,6 +19,7 @@ from ademix_sweep.engine.study import (
     make_pruner,
     make_sampler,
 )
+from ademix_sweep.engine.urls import mask_url, resolve_storage_url
 from ademix_sweep.sweepfile.config import load_sweep
 
 ROOT = Path(__file__).resolve().parent.parent

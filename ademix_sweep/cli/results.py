@@ -78,7 +78,7 @@ def _open(file: str | None, storage: str | None, name: str | None) -> Sweep:
 @app.command()
 def status(file: File = None, storage: Storage = None, name: Name = None) -> None:
     """Trials by state, budget used, best value and parameters, divergence rate, running trials."""
-    from ademix_sweep.engine.storage import mask_url
+    from ademix_sweep.engine.urls import mask_url
     from ademix_sweep.results import read as results
 
     sweep = _open(file, storage, name)

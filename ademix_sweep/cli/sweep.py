@@ -158,8 +158,8 @@ def run(
 
 
 def _run(file: str, storage: str | None, trials: int | None, opts: WorkerOptions, overrides: list[str]) -> None:
-    from ademix_sweep.engine.storage import mask_url
     from ademix_sweep.engine.sweep import plan_sweep, run_planned
+    from ademix_sweep.engine.urls import mask_url
     from ademix_sweep.results.read import optimizer_status
 
     if trials is not None:

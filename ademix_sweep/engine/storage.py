@@ -1,4 +1,4 @@
-"""Storages: opening one, masking its secrets, and telling its faults apart.
+"""Storages: opening one and telling its faults apart (its URL, file and secrets: ``urls``).
 
 A database fault is one of three kinds, each handled its own way:
 
@@ -7,14 +7,13 @@ A database fault is one of three kinds, each handled its own way:
   at once as one line (``storage_failure`` gives it, ``StorageError`` carries it);
 - anything else is a bug and passes.
 
-A storage URL's password, in its user-info or its query string, is never shown: ``mask_url`` and
+A storage URL's password, in its user-info or its query string, is never shown: ``urls.mask_url`` and
 ``StorageError`` messages replace it with ``***``.
 """
 
 from __future__ import annotations
 
 import errno
-import os
 import random
 import sqlite3
 import time
@@ -23,85 +22,25 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote
 
 import optuna
 import sqlalchemy.exc
 from optuna.storages import RDBStorage
 from sqlalchemy.engine import make_url
 
-ENV_STORAGE = "ADEMIX_SWEEP_STORAGE"
+from ademix_sweep.engine.urls import mask_url, scrub, split_url, sqlite_path
+
 HEARTBEAT_S = 20  # a running trial's heartbeat; stale (worker presumed dead) after GRACE_S
 GRACE_S = 60
 SQLITE_TIMEOUT_S = 60.0
 CREATE_ATTEMPTS = 6
 OUTAGE_S = 300.0  # how long workers wait for a database that went away (a restart, a failover)
-SECRET_KEYS = ("password", "passwd", "pwd", "secret", "token")  # query parameters masked like a password
 
 T = TypeVar("T")
 
 
 class StorageError(Exception):
     """A storage that cannot be used; the message is one line, with any password masked."""
-
-
-def resolve_storage_url(cli: str | None, in_file: str | None, name: str, env: dict[str, str] | None = None) -> str:
-    """``--storage``, else the file's ``storage:``, else $ADEMIX_SWEEP_STORAGE, else
-    ``sqlite:///runs/<name>.db`` (relative to the working directory)."""
-    env = os.environ if env is None else env
-    return cli or in_file or env.get(ENV_STORAGE) or f"sqlite:///runs/{name}.db"
-
-
-# --- secrets ----------------------------------------------------------------------------------
-
-
-def _split(url: str) -> tuple[str, str, str, str] | None:
-    """(scheme, user-info, host and path, query) of ``scheme://user-info@host/path?query``; the
-    user-info runs to the *last* ``@`` (an unencoded ``@`` in a password stays in it)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return None
-    main, _, query = rest.partition("?")
-    creds, at, host = main.rpartition("@")
-    return scheme, creds if at else "", host if at else main, query
-
-
-def secrets(url: str) -> list[str]:
-    """Every secret the URL holds: the password as written and as decoded, and secret query values."""
-    parts = _split(url)
-    if parts is None:
-        return []
-    found = []
-    creds, query = parts[1], parts[3]
-    if ":" in creds:
-        found.append(creds.split(":", 1)[1])
-    for key, value in parse_qsl(query, keep_blank_values=False):
-        if any(word in key.lower() for word in SECRET_KEYS):
-            found.append(value)
-    found += [unquote(s) for s in found]
-    return sorted({s for s in found if s}, key=len, reverse=True)  # longest first: no half-masked secret
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password and secret query values replaced by ``***`` (also when it does not parse)."""
-    parts = _split(url)
-    if parts is None:
-        return url
-    scheme, creds, host, query = parts
-    if ":" in creds:
-        creds = creds.split(":", 1)[0] + ":***"
-    masked_query = "&".join(
-        f"{key}=***" if any(word in key.lower() for word in SECRET_KEYS) else f"{key}={value}"
-        for key, value in parse_qsl(query, keep_blank_values=True)
-    )
-    return f"{scheme}://{creds + '@' if creds else ''}{host}{'?' + masked_query if masked_query else ''}"
-
-
-def scrub(text: str, url: str) -> str:
-    """``text`` with every secret of ``url`` replaced by ``***``."""
-    for secret in secrets(url):
-        text = text.replace(secret, "***")
-    return text
 
 
 def _first_line(exc: BaseException, secret_url: str | None = None) -> str:
@@ -246,7 +185,7 @@ def _parse(url: str, shown: str) -> Any:
         parsed.port  # noqa: B018 - parsing the port raises for a malformed host part
     except (sqlalchemy.exc.ArgumentError, ValueError):
         raise StorageError(f"storage {shown}: not a database URL ({expected})") from None
-    parts = _split(url)
+    parts = split_url(url)
     if parts and parts[1].count("@"):
         raise StorageError(
             f"storage {shown}: the password holds an unencoded '@' (expected it URL-encoded as %40)"
@@ -284,17 +223,6 @@ def _transient(exc: BaseException) -> bool:
     text = str(exc).lower()
     words = ("already exists", "duplicate", "unique constraint", "database is locked", "deadlock")
     return any(word in text for word in words)
-
-
-def sqlite_path(url: str) -> str | None:
-    """The file of a SQLite storage URL; None for other databases, in-memory SQLite or a bad URL."""
-    try:
-        parsed = make_url(url)
-    except Exception:
-        return None
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-        return None
-    return parsed.database
 
 
 def _prepare_sqlite(database: str | None, url: str) -> None:

@@ -22,8 +22,9 @@ import optuna
 from ademix_sweep.engine.contract import STOP_GRACE_S, Slot, Spec
 from ademix_sweep.engine.events import OnEvent
 from ademix_sweep.engine.retries import fail_dead_local_trials
-from ademix_sweep.engine.storage import open_storage, resolve_storage_url, storage_errors
+from ademix_sweep.engine.storage import open_storage, storage_errors
 from ademix_sweep.engine.study import BUDGET_ATTR, create_or_resume
+from ademix_sweep.engine.urls import resolve_storage_url
 from ademix_sweep.engine.workers import Outcome, run_sweep
 from ademix_sweep.sweepfile.config import SweepConfig, read_sweep
 

@@ -21,8 +21,9 @@ from optuna.trial import FrozenTrial, TrialState
 from ademix_sweep.engine.attrs import DEVICE, DIVERGED_STEP, FAILURE, SURPLUS, WORKER_HOST
 from ademix_sweep.engine.contract import study_name
 from ademix_sweep.engine.space import plain_hyperparameters
-from ademix_sweep.engine.storage import mask_url, open_storage, resolve_storage_url, sqlite_path, storage_errors
+from ademix_sweep.engine.storage import open_storage, storage_errors
 from ademix_sweep.engine.study import ATTR, BUDGET_ATTR
+from ademix_sweep.engine.urls import mask_url, resolve_storage_url, sqlite_path
 from ademix_sweep.sweepfile.config import OPTIMIZERS, SweepConfig, read_sweep
 
 COLUMNS = (
