@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -22,52 +22,10 @@ import torch
 from ademix_sweep.optim import AdEMAMix, build_optimizer, lr_multiplier
 from ademix_sweep.sweepfile.config import Train
 from ademix_sweep.tasks import Task, to_device
+from ademix_sweep.tasks.command import Command
+from ademix_sweep.tasks.outcome import Diverged, Progress, TrainResult, TrialInfo
 
 LOG_EVERY = 10  # steps between training-loss readings (one device sync each)
-
-
-@dataclass
-class Progress:
-    """A training-loss reading, every LOG_EVERY steps."""
-
-    step: int
-    steps: int
-    loss: float  # mean training loss since the last reading
-    lr: float  # the first group's learning rate at this step
-    items_per_s: float  # tokens, samples or steps per second of training so far
-    elapsed_s: float
-
-
-@dataclass
-class TrainResult:
-    final_val_loss: float
-    best_val_loss: float
-    val_curve: list[tuple[int, float]]  # (step, validation loss) at each evaluation
-    train_curve: list[tuple[int, float]]  # (step, mean training loss over the last LOG_EVERY steps)
-    steps: int
-    unit: str  # what items are: tokens, samples or steps
-    items: int
-    items_per_s: float  # over training steps only (evaluation excluded)
-    wall_time_s: float  # everything: model and optimizer set-up, compilation, training, evaluation
-    eval_time_s: float
-    device: str
-    precision: str
-    peak_memory_bytes: int | None  # CUDA only
-    optimizer_impl: str | None  # AdEMAMix's update path ("compiled" or "reference")
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["val_curve"] = [list(p) for p in self.val_curve]
-        data["train_curve"] = [list(p) for p in self.train_curve]
-        return data
-
-
-class Diverged(RuntimeError):
-    """Training diverged: a non-finite loss, or a loss far above its starting value."""
-
-    def __init__(self, step: int, value: float, reason: str, curves: dict[str, list[tuple[int, float]]]) -> None:
-        super().__init__(f"diverged at step {step}: {reason}")
-        self.step, self.value, self.reason, self.curves = step, value, reason, curves
 
 
 @dataclass
@@ -103,7 +61,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def train(
-    task: Task,
+    task: Task | Command,
     optimizer_name: str,
     hparams: Mapping[str, Any],
     train_cfg: Train,
@@ -113,13 +71,17 @@ def train(
     on_eval: Callable[[int, float], None] | None = None,
     on_log: Callable[[Progress], None] | None = None,
     impl: str = "auto",
+    trial: TrialInfo | None = None,
 ) -> TrainResult:
     """Train ``task``'s model with one optimizer configuration and return its curves and metrics.
+    A command task trains itself (its reports are the evaluations); ``trial`` tells it its trial.
 
     ``hparams`` uses the sweep-file names (lr, beta1, ..., t_alpha_beta3 in steps). ``on_eval(step,
     value)`` runs after each evaluation and may raise to stop training (the exception propagates).
     Raises :class:`Diverged` with the step and value when the loss goes non-finite or far up.
     """
+    if isinstance(task, Command):
+        return task.run(optimizer_name, hparams, train_cfg, seed=seed, on_eval=on_eval, on_log=on_log, trial=trial)
     started = time.perf_counter()
     dev = resolve_device(device) if isinstance(device, str) else device
     if dev.type == "cuda":

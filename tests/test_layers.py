@@ -10,7 +10,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ademix_sweep"
 # Lower ranks are imported by higher ones, never the other way round.
-RANK = {"sweepfile": 0, "optim": 0, "tasks": 1, "train": 2, "engine": 3, "results": 4, "cli": 5}
+RANK = {"sweepfile": 0, "optim": 0, "tasks": 1, "train": 2, "trial": 2, "hf": 3, "engine": 3, "results": 4, "cli": 5}
 
 
 def _layer(module: str) -> str | None:
@@ -45,7 +45,8 @@ def test_imports_point_down():
 def test_help_and_the_workers_parent_start_without_torch():
     code = (
         "import sys; from ademix_sweep.cli import app; import ademix_sweep.engine.workers;"
-        "import ademix_sweep.results.read; print('torch' in sys.modules)"
+        "import ademix_sweep.results.read; import ademix_sweep.trial; from ademix_sweep.tasks import build_task;"
+        "print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from rich.table import Table
 
 from ademix_sweep.cli.report_results import number, params_line
 from ademix_sweep.sweepfile.config import SweepConfig, free_dimensions, t_alpha_beta3_steps
-from ademix_sweep.sweepfile.sections import LmTask, RosenbrockTask, VisionTask
+from ademix_sweep.sweepfile.sections import CommandTask, LmTask, RosenbrockTask, VisionTask
 
 if TYPE_CHECKING:
     from ademix_sweep.engine.events import Event
@@ -31,6 +32,8 @@ def describe_task(task: object) -> str:
         return f"vision on {task.data}, channels {task.model.channels}, hidden {task.model.hidden}"
     if isinstance(task, RosenbrockTask):
         return f"rosenbrock from {task.start}"
+    if isinstance(task, CommandTask):
+        return f"command: {shlex.join(task.command)} (in {task.cwd})"
     return f"custom: {task.entrypoint}"  # type: ignore[attr-defined]
 
 
@@ -39,10 +42,13 @@ def sweep_summary(console: Console, source: str, cfg: SweepConfig) -> None:
     t = cfg.train
     console.print(f"[bold green]valid[/] {source}: sweep [bold]{cfg.name}[/]")
     console.print(f"  task      {describe_task(cfg.task)}")
-    console.print(
-        f"  train     {t.steps} steps, batch {t.batch_size}, {t.schedule} lr after {t.warmup_steps} warm-up steps, "
-        f"eval every {t.eval_every}"
-    )
+    if isinstance(cfg.task, CommandTask):  # the command owns batch size, schedule and precision
+        console.print(f"  train     {t.steps} steps, eval every {t.eval_every} (passed to the command)")
+    else:
+        console.print(
+            f"  train     {t.steps} steps, batch {t.batch_size}, {t.schedule} lr after {t.warmup_steps} warm-up steps, "
+            f"eval every {t.eval_every}"
+        )
     console.print(
         f"  budget    {cfg.budget.trials} finished trials per optimizer; sampler {cfg.sampler.type}, "
         f"pruner {cfg.pruner.type}; metric {cfg.metric} (minimized); seed {cfg.seed}"

@@ -29,7 +29,8 @@ from ademix_sweep.cli.base import (
     slots_for,
 )
 from ademix_sweep.engine.contract import STOP_GRACE_S
-from ademix_sweep.sweepfile.config import json_schema, load_sweep
+from ademix_sweep.engine.sweep import check_file
+from ademix_sweep.sweepfile.config import json_schema
 from ademix_sweep.sweepfile.yamlio import SweepFileError
 
 TEMPLATES = ("lm", "vision", "rosenbrock")
@@ -45,7 +46,7 @@ def validate(
     failed = False
     for file in files:
         try:
-            cfg = load_sweep(file, overrides or ())
+            cfg = check_file(file, overrides or ())
         except SweepFileError as exc:
             typer.echo(str(exc), err=True)
             failed = True

@@ -15,6 +15,8 @@ UNIT = "unit"  # what items are: tokens, samples or steps
 WALL_TIME_S = "wall_time_s"
 PEAK_MEMORY_BYTES = "peak_memory_bytes"
 PRECISION = "precision"
+LOG = "log"  # a command trial's output: host:path of its log file
+WARNING = "warning"  # something about the trial the user should see (a malformed report line)
 COMPARE = "compare"  # on a compare run: optimizer, source_trial, rank, seed, params
 
 INTERRUPTED = "interrupted"  # the FAILURE of a trial stopped by Ctrl-C or SIGTERM (re-queued)

@@ -47,6 +47,7 @@ class Spec:
     mode: str = "sweep"  # or "compare": run the compare study's waiting runs
     timeout_s: float | None = None  # train.timeout: a trial running longer is stopped and failed
     stop_grace_s: float = STOP_GRACE_S  # after a stop: the wait for running trials' next evaluation
+    logs: str | None = None  # the folder for command trials' output (one log file per trial)
 
     def study_names(self) -> list[str]:
         """The studies this sweep's workers run trials of."""

@@ -16,6 +16,8 @@ ready, a setup or storage failure).
 | interrupted    | Ctrl-C / SIGTERM: it stops and is re-queued  | optimizer, trial                     |
 | surplus        | the budget was taken by other trials         | ...                                  |
 | timeout        | past train.timeout: killed, failed (parent)  | ... after_s                          |
+| command        | a command trial's process group started      | ... pid (its process group)          |
+| warning        | a malformed report line (once per trial)     | ... reason                           |
 | setup_failed   | the sweep cannot be set up (bad input)       | message                              |
 | storage_failed | the storage failed for good                  | message                              |
 | storage_wait   | the storage is unreachable for now           | reason                               |
@@ -44,6 +46,8 @@ Kind = Literal[
     "interrupted",
     "surplus",
     "timeout",
+    "command",
+    "warning",
     "setup_failed",
     "storage_failed",
     "storage_wait",

@@ -20,6 +20,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -32,6 +33,7 @@ from ademix_sweep.engine.attrs import (
     FAILURE,
     INTERRUPTED,
     ITEMS_PER_S,
+    LOG,
     PEAK_MEMORY_BYTES,
     PRECISION,
     SEED,
@@ -39,12 +41,14 @@ from ademix_sweep.engine.attrs import (
     TRAIN_CURVE,
     UNIT,
     WALL_TIME_S,
+    WARNING,
     WORKER_HOST,
     WORKER_PID,
     WORKER_RANK,
 )
 from ademix_sweep.engine.events import Event, Kind, OnEvent
 from ademix_sweep.engine.space import sample_hparams
+from ademix_sweep.tasks.outcome import TrialInfo
 
 if TYPE_CHECKING:  # train imports torch: the parent of the workers does without it
     from ademix_sweep.engine.job import Job
@@ -67,6 +71,7 @@ class Interrupted(Exception):
 class Worker:
     rank: int
     device: str
+    logs: str | None = None  # the folder for command trials' logs
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
 
@@ -100,7 +105,7 @@ def make_objective(
             trial.set_user_attr(FAILURE, SURPLUS)
             raise Surplus
         hparams = sample_hparams(trial, space, job.cfg.train.steps)
-        run = _TrialRun(trial, job, base, emit, stopping, lambda: _check_end(study, trial, budget))
+        run = _TrialRun(trial, job, base, emit, stopping, lambda: _check_end(study, trial, budget), worker.logs)
         return run.run(hparams, job.cfg.seed)
 
     return objective
@@ -124,7 +129,8 @@ def make_compare_objective(
             raise Surplus
         space = job.cfg.optimizers.spaces()[job.optimizer]
         hparams = sample_hparams(optuna.trial.FixedTrial(run["params"]), space, job.cfg.train.steps)
-        return _TrialRun(trial, job, base, emit, stopping, lambda: None, prune=False).run(hparams, run["seed"])
+        trial_run = _TrialRun(trial, job, base, emit, stopping, lambda: None, worker.logs, prune=False)
+        return trial_run.run(hparams, run["seed"])
 
     return objective
 
@@ -168,6 +174,7 @@ class _TrialRun:
     emit: OnEvent
     stopping: Callable[[], bool]
     check_end: Callable[[], None]  # raises Surplus when the budget was taken meanwhile
+    logs: str | None = None  # the folder for a command task's log
     prune: bool = True
     last: list[float] = field(default_factory=list)  # the evaluations so far
     shown_s: float = 0.0  # when progress was last sent
@@ -206,6 +213,7 @@ class _TrialRun:
                 seed=seed,
                 on_eval=self.on_eval,
                 on_log=self.on_log,
+                trial=self.info(),
             )
         except Diverged as exc:
             self.record({DIVERGED_STEP: exc.step, FAILURE: f"diverged: {exc.reason}", TRAIN_CURVE: exc.curves["train"]})
@@ -224,6 +232,27 @@ class _TrialRun:
         self.record(_result_attrs(result))
         self.ended("complete", value=result.final_val_loss)
         return result.final_val_loss
+
+    def info(self) -> TrialInfo:
+        """What a command task needs to know of its trial: where its log goes, and whom to tell
+        of its process group (the parent kills it if this worker dies) and of warnings."""
+        log = None
+        if self.logs is not None:
+            prefix = "compare-" if self.trial.user_attrs.get(COMPARE) else ""
+            log = str(Path(self.logs).resolve() / f"{prefix}{self.job.optimizer}-{self.trial.number}.log")
+            self.record({LOG: f"{socket.gethostname()}:{log}"})
+
+        def warn(message: str) -> None:
+            self.record({WARNING: message})
+            self.event("warning", reason=message)
+
+        return TrialInfo(
+            self.trial.number,
+            self.trial.study.study_name,
+            log,
+            on_process=lambda pid: self.event("command", pid=pid),
+            on_warning=warn,
+        )
 
     def record(self, attrs: dict[str, Any]) -> None:
         for key, value in attrs.items():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import optuna
 
@@ -24,9 +25,12 @@ from ademix_sweep.engine.events import OnEvent
 from ademix_sweep.engine.retries import fail_dead_local_trials
 from ademix_sweep.engine.storage import open_storage, storage_errors
 from ademix_sweep.engine.study import BUDGET_ATTR, create_or_resume
-from ademix_sweep.engine.urls import resolve_storage_url
+from ademix_sweep.engine.urls import logs_dir, resolve_storage_url
 from ademix_sweep.engine.workers import Outcome, run_sweep
 from ademix_sweep.sweepfile.config import SweepConfig, read_sweep
+from ademix_sweep.sweepfile.sections import CommandTask
+from ademix_sweep.sweepfile.yamlio import SweepFileError, dotted
+from ademix_sweep.tasks import TaskError, build_task
 
 Studies = dict[str, optuna.Study]
 
@@ -50,7 +54,7 @@ def plan_sweep(
     stop_grace_s: float = STOP_GRACE_S,
 ) -> SweepPlan:
     """Read and check the sweep file (``--set``-style ``overrides``); SweepFileError if it is bad."""
-    cfg, _ = read_sweep(file, list(overrides), optimizer=None, params=())
+    cfg = check_file(file, overrides)
     url = resolve_storage_url(storage, cfg.storage, cfg.name)
     spec = Spec(
         file,
@@ -59,10 +63,30 @@ def plan_sweep(
         url,
         cfg.budget.trials,
         tuple(cfg.optimizers.spaces()),
-        timeout_s=cfg.train.timeout,
+        timeout_s=trial_timeout(cfg),
         stop_grace_s=stop_grace_s,
+        logs=logs_dir(url, cfg.name),
     )
     return SweepPlan(cfg, spec, slots)
+
+
+def check_file(file: str, overrides: Sequence[str] = ()) -> SweepConfig:
+    """Read and validate a sweep file; a command task's program and folder are checked too (no
+    torch is imported). Raises SweepFileError (file, line, field) for anything wrong."""
+    cfg, doc = read_sweep(file, list(overrides), optimizer=None, params=())
+    if isinstance(cfg.task, CommandTask):
+        try:
+            build_task(cfg.task, Path(file).parent)
+        except TaskError as exc:
+            raise SweepFileError(doc.source, doc.line_of(exc.loc), dotted(exc.loc), exc.message) from None
+    return cfg
+
+
+def trial_timeout(cfg: SweepConfig) -> float | None:
+    """How long a trial may run: train.timeout, or a command task's timeout (the shorter of both)."""
+    limits = [cfg.train.timeout, cfg.task.timeout if isinstance(cfg.task, CommandTask) else None]
+    given = [limit for limit in limits if limit is not None]
+    return min(given) if given else None
 
 
 def run_planned(

@@ -49,6 +49,7 @@ from ademix_sweep.engine.storage import (
 )
 from ademix_sweep.engine.study import SweepMismatch, create_or_resume
 from ademix_sweep.sweepfile.yamlio import SweepFileError
+from ademix_sweep.tasks.command import RUNNING, kill_group
 
 if TYPE_CHECKING:
     from ademix_sweep.engine.job import Job
@@ -111,6 +112,8 @@ def _watch_parent(spec: Spec, stop: _Stop) -> None:
             time.sleep(ORPHAN_CHECK_S)
         stop.set()
         time.sleep(spec.stop_grace_s)
+        for pgid in list(RUNNING):  # a command trial that did not stop in time goes with this worker
+            kill_group(pgid)
         with suppress(Exception):  # the storage may be what failed: the next run's start-up re-queues
             fail_trials_of(spec.storage, spec.study_names(), os.getpid(), INTERRUPTED)
         os._exit(1)
@@ -162,7 +165,7 @@ def _setup(spec: Spec, slot: Slot, emit: OnEvent) -> tuple[dict[str, Job], dict[
 
 def _work(spec: Spec, slot: Slot, emit: OnEvent, stop: Any) -> None:
     jobs, studies, storage = _setup(spec, slot, emit)
-    worker = Worker(slot.rank, f"{slot.device}:{slot.gpu}" if slot.gpu is not None else slot.device)
+    worker = Worker(slot.rank, f"{slot.device}:{slot.gpu}" if slot.gpu is not None else slot.device, spec.logs)
     if spec.mode == "compare":
         runs = optuna.load_study(storage=storage, study_name=compare_study_name(spec.name))
         objective = make_compare_objective(jobs, runs, worker, emit, stop.is_set)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from urllib.parse import parse_qsl, unquote
 
 from sqlalchemy.engine import make_url
@@ -16,6 +17,13 @@ def resolve_storage_url(cli: str | None, in_file: str | None, name: str, env: di
     ``sqlite:///runs/<name>.db`` (relative to the working directory)."""
     env = os.environ if env is None else env
     return cli or in_file or env.get(ENV_STORAGE) or f"sqlite:///runs/{name}.db"
+
+
+def logs_dir(url: str, name: str) -> str:
+    """Where command trials' logs go: beside a SQLite file (``runs/NAME.db`` -> ``runs/NAME.logs``),
+    else ``runs/NAME.logs`` in the working directory."""
+    path = sqlite_path(url)
+    return str(Path(path).with_suffix(".logs")) if path else str(Path("runs") / f"{name}.logs")
 
 
 def sqlite_path(url: str) -> str | None:

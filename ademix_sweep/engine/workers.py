@@ -53,6 +53,7 @@ from ademix_sweep.engine.storage import (
     storage_failure,
 )
 from ademix_sweep.engine.trial_loop import worker_main
+from ademix_sweep.tasks.command import kill_group
 
 MAX_ABNORMAL_IN_A_ROW = 3  # a slot whose trials end this many times in a row by death or timeout is given up
 CHECKPOINT_S = 60.0  # how often a SQLite storage's write-ahead log is folded back
@@ -122,6 +123,7 @@ class _Pool:
         self.pipes: dict[int, Any] = {}
         self.ready: set[int] = set()  # ranks whose current process got as far as its first trial
         self.running: dict[int, tuple[float, Event]] = {}  # rank -> (start, its start event)
+        self.commands: dict[int, int] = {}  # rank -> the process group of its running command trial
         self.abnormal: dict[int, int] = {}  # rank -> trials ended by death or timeout in a row
         self.signals: list[int] = []
         self.stop_since: float | None = None
@@ -151,6 +153,7 @@ class _Pool:
             proc.kill()
         for rank, proc in list(self.procs.items()):
             proc.join()
+            self._kill_command(rank)
             self._fail(proc.pid, INTERRUPTED, wait=wait)
             self.running.pop(rank, None)
         self.procs.clear()
@@ -186,8 +189,11 @@ class _Pool:
             self.ready.add(rank)
         elif kind == "start":
             self.running[rank] = (time.monotonic(), event)
+        elif kind == "command" and event.pid is not None:
+            self.commands[rank] = event.pid
         elif event.ended:
             self.running.pop(rank, None)
+            self.commands.pop(rank, None)
             if kind in FINISHED:
                 self.abnormal[rank] = 0
         elif kind == "setup_failed":
@@ -208,6 +214,7 @@ class _Pool:
             proc.join()
             del self.procs[rank]
             self.running.pop(rank, None)
+            self._kill_command(rank)
             code = proc.exitcode
             if code in (0, EXIT_GAVE_UP, EXIT_STORAGE) or (code == EXIT_BAD_INPUT and rank not in self.ready):
                 continue
@@ -228,10 +235,17 @@ class _Pool:
             proc = self.procs.pop(rank)
             proc.kill()
             proc.join()
+            self._kill_command(rank)
             del self.running[rank]
             self._fail(proc.pid, f"timeout: still running after train.timeout ({limit:g} s)", retry=False)
             self.on_event(event.but(kind="timeout", after_s=limit))
             self._replace(rank, f"a trial ran past train.timeout ({limit:g} s)")
+
+    def _kill_command(self, rank: int) -> None:
+        """A gone worker's command trial goes with it: its whole process group is killed."""
+        pgid = self.commands.pop(rank, None)
+        if pgid is not None:
+            kill_group(pgid)
 
     def _replace(self, rank: int, why: str) -> None:
         """A new worker in the slot, unless a stop is under way or the slot keeps failing."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -19,13 +19,21 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 OPTIMIZERS = tuple(DEFAULTS)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+Params = nn.Module | Iterable[torch.Tensor] | Iterable[dict[str, Any]]
+
+
+def param_groups(model: Params, weight_decay: float) -> list[dict[str, Any]]:
     """Two groups: matrices (and higher) decay; biases, norms and other 1-D tensors do not.
 
     Both optimizers use this grouping, so a comparison differs only in the update rule.
     Frozen parameters (requires_grad=False) are left out; empty groups are dropped.
+    ``model`` may also be an iterable of parameters (grouped the same way) or of parameter
+    groups (dicts, kept as given; a group without ``weight_decay`` gets ``weight_decay``).
     """
-    params = [p for p in model.parameters() if p.requires_grad]
+    items = list(model.parameters() if isinstance(model, nn.Module) else model)
+    if items and all(isinstance(item, dict) for item in items):
+        return [{"weight_decay": weight_decay, **group} for group in items]  # type: ignore[dict-item]
+    params = [p for p in items if isinstance(p, torch.Tensor) and p.requires_grad]
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
         {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
@@ -50,10 +58,10 @@ def _fused_adamw_ok(groups: list[dict[str, Any]]) -> bool:
 
 
 def build_optimizer(
-    name: str, model: nn.Module, hparams: Mapping[str, Any], *, impl: Impl = "auto"
+    name: str, model: Params, hparams: Mapping[str, Any], *, impl: Impl = "auto"
 ) -> torch.optim.Optimizer:
     """Build 'ademamix' (:class:`AdEMAMix`) or 'adamw' (``torch.optim.AdamW``, fused where
-    available) for ``model``'s trainable parameters.
+    available) for ``model``'s trainable parameters (or parameters, or groups: ``param_groups``).
 
     ``hparams`` uses the sweep-file names: lr, beta1, beta2, eps, weight_decay, and for
     ademamix also beta3, alpha and t_alpha_beta3 (in steps). Missing ones take

@@ -21,6 +21,8 @@ from ademix_sweep.engine.events import OnEvent
 from ademix_sweep.engine.retries import fail_dead_local_trials
 from ademix_sweep.engine.storage import open_storage, storage_errors
 from ademix_sweep.engine.study import check_same_sweep
+from ademix_sweep.engine.sweep import trial_timeout
+from ademix_sweep.engine.urls import logs_dir
 from ademix_sweep.engine.workers import Outcome, run_sweep
 from ademix_sweep.results.compare import Config, compare_seeds, enqueue, gather, plan, summary
 from ademix_sweep.results.read import Figures, Sweep, open_sweep
@@ -73,8 +75,9 @@ def plan_compare(
         per_optimizer,
         tuple(sweep.studies),
         mode="compare",
-        timeout_s=cfg.train.timeout,
+        timeout_s=trial_timeout(cfg),
         stop_grace_s=stop_grace_s,
+        logs=logs_dir(sweep.url, sweep.name),
     )
     return ComparePlan(sweep, seed_list, runs, study, added, spec, slots)
 

@@ -14,14 +14,17 @@ from pydantic import (
     model_validator,
 )
 
-from ademix_sweep.sweepfile.dists import Dist, Rule, fail
+from ademix_sweep.sweepfile.dists import Dist, Rule, did_you_mean, fail
 from ademix_sweep.sweepfile.schema_errors import to_file_error
 from ademix_sweep.sweepfile.sections import (
+    COMMAND_VALUES,
     TASK_KINDS,
+    CommandTask,
     Duration,
     Strict,
     Task,
     const,
+    placeholders,
 )
 from ademix_sweep.sweepfile.yamlio import Document, SweepFileError, apply_override, dotted, read_document
 
@@ -139,6 +142,8 @@ class SweepConfig(Strict):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> SweepConfig:
+        if isinstance(self.task, CommandTask):
+            check_placeholders(self.task, self.optimizers)
         for name, space in self.optimizers.spaces().items():
             if isinstance(space, AdEMAMixSpace):
                 check_t_alpha_beta3(space.t_alpha_beta3, self.train.steps, name)
@@ -158,6 +163,26 @@ class _FieldError(Exception):
     def __init__(self, loc: tuple[str, ...], message: str) -> None:
         super().__init__(message)
         self.loc, self.message = loc, message
+
+
+def check_placeholders(task: CommandTask, optimizers: Optimizers) -> None:
+    """Each {placeholder} names a value every trial of the sweep has."""
+    spaces = optimizers.spaces()
+    shared = set.intersection(*(set(type(space).model_fields) for space in spaces.values()))
+    known = [*COMMAND_VALUES, *sorted(shared)]
+    for name in sorted(placeholders(task.command)):
+        if name in known:
+            continue
+        owners = [opt for opt, space in spaces.items() if name in type(space).model_fields]
+        if owners:
+            message = (
+                f"{{{name}}} is a hyperparameter of {', '.join(owners)} only (expected one every trial has: "
+                f"{', '.join(known)}; the other optimizer's trials have no {name}: read it from the "
+                "ADEMIX_SWEEP_TRIAL environment variable or ademix_sweep.trial instead)"
+            )
+        else:
+            message = f"unknown placeholder {{{name}}} (expected one of {', '.join(known)}{did_you_mean(name, known)})"
+        raise _FieldError(("task", "command"), message)
 
 
 def check_t_alpha_beta3(dist: Dist, steps: int, optimizer: str) -> None:

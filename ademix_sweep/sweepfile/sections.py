@@ -4,6 +4,8 @@ and the task section (one model per task kind, told apart by ``kind``)."""
 from __future__ import annotations
 
 import re
+import shlex
+import string
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
@@ -113,5 +115,55 @@ class CustomTask(Strict):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-TASK_KINDS = ("lm", "vision", "rosenbrock", "custom")
-Task = Annotated[LmTask | VisionTask | RosenbrockTask | CustomTask, Field(discriminator="kind")]
+COMMAND_VALUES = ("optimizer", "seed", "steps", "eval_every", "trial", "gpus")  # placeholders beside hyperparameters
+
+
+def split_command(raw: Any) -> Any:
+    """A command as a list of words: a string is split as a shell would (quotes kept together)."""
+    if isinstance(raw, str):
+        try:
+            raw = shlex.split(raw)
+        except ValueError as exc:
+            raise fail(f"{exc} (expected a command line with balanced quotes, or a list of words)") from None
+    if isinstance(raw, list) and not raw:
+        raise fail("the command is empty (expected a program and its arguments)")
+    return raw
+
+
+def placeholders(words: list[str]) -> set[str]:
+    """The ``{name}`` placeholders in a command's words (``{{`` and ``}}`` are literal braces)."""
+    found = set()
+    for word in words:
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(word) if name is not None]
+        except ValueError as exc:
+            expected = "expected {name} placeholders, and {{ or }} for a literal brace"
+            raise fail(f"{word!r}: {exc} ({expected})") from None
+        for name in fields:
+            if not name.isidentifier():
+                raise fail(f"{word!r}: {{{name}}} is not a placeholder name (expected a name such as {{lr}})")
+            found.add(name)
+    return found
+
+
+class CommandTask(Strict):
+    """Any training command as a trial (docs/own-training.md)."""
+
+    kind: Literal["command"]
+    command: Annotated[list[str], BeforeValidator(split_command)] = Field(
+        description="The command: a list of words, or one string split as a shell would; {placeholders} expand."
+    )
+    cwd: str = Field(".", description="The command's working directory, relative to the sweep file.")
+    env: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    timeout: Duration = Field(
+        None, gt=0, description="Per trial: one running longer is killed and failed as timeout (e.g. 2h; null: none)."
+    )
+
+    @model_validator(mode="after")
+    def _placeholders_parse(self) -> CommandTask:
+        placeholders(self.command)
+        return self
+
+
+TASK_KINDS = ("lm", "vision", "rosenbrock", "custom", "command")
+Task = Annotated[LmTask | VisionTask | RosenbrockTask | CustomTask | CommandTask, Field(discriminator="kind")]

@@ -7,7 +7,6 @@ them to the training device.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -15,18 +14,6 @@ import torch
 from torch import nn
 
 Batch = Any
-
-
-class TaskError(Exception):
-    """Bad task options or data, reported as one line: ``task.<field>: what (expected)``."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"task.{field}: {message}" if field else message)
-        self.field, self.message = field, message
-
-    @property
-    def loc(self) -> tuple[str, ...]:
-        return ("task", *self.field.split(".")) if self.field else ("task",)
 
 
 @runtime_checkable
@@ -45,16 +32,6 @@ class Task(Protocol):
     def loss(self, model: nn.Module, batch: Batch) -> torch.Tensor: ...
 
     def batch_items(self, batch: Batch) -> int: ...
-
-
-def fingerprint(*parts: bytes | str | memoryview) -> str:
-    """A short, stable hash (sha256, 16 hex digits) of data and the settings that shaped it."""
-    digest = hashlib.sha256()
-    for part in parts:
-        view = memoryview(part.encode() if isinstance(part, str) else part).cast("B")
-        digest.update(view.nbytes.to_bytes(8, "little"))
-        digest.update(view)
-    return digest.hexdigest()[:16]
 
 
 def data_path(data: str, base_dir: Path) -> Path:

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import TaskError, data_path, fingerprint
+from .base import data_path
+from .errors import TaskError, fingerprint
 
 SHARDS, VAL_EVERY = 100, 10
 SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "__pycache__"}

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .base import Batch, TaskError, fingerprint
+from .base import Batch
+from .errors import TaskError, fingerprint
 
 if TYPE_CHECKING:
     from ademix_sweep.sweepfile.sections import CustomTask

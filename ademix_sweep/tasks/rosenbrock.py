@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .base import fingerprint
+from .errors import fingerprint
 
 if TYPE_CHECKING:
     from pathlib import Path

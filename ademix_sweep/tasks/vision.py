@@ -19,7 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import TaskError, data_path, fingerprint
+from .base import data_path
+from .errors import TaskError, fingerprint
 
 if TYPE_CHECKING:
     from ademix_sweep.sweepfile.sections import VisionTask
