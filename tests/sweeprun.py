@@ -87,8 +87,8 @@ def start(sweep: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
         proc.wait()
 
 
-def studies(url: str, name: str = "rb") -> dict[str, optuna.Study]:
-    return {opt: optuna.load_study(storage=url, study_name=f"{name}.{opt}") for opt in ("ademamix", "adamw")}
+def studies(url: str, name: str = "rb", optimizers: tuple[str, ...] = ("ademamix", "adamw")) -> dict[str, optuna.Study]:
+    return {opt: optuna.load_study(storage=url, study_name=f"{name}.{opt}") for opt in optimizers}
 
 
 def states(study: optuna.Study) -> dict[str, int]:
@@ -98,8 +98,8 @@ def states(study: optuna.Study) -> dict[str, int]:
     return out
 
 
-def assert_exact(url: str, budget: int, name: str = "rb") -> None:
-    for opt, study in studies(url, name).items():
+def assert_exact(url: str, budget: int, name: str = "rb", optimizers: tuple[str, ...] = ("ademamix", "adamw")) -> None:
+    for opt, study in studies(url, name, optimizers).items():
         s = states(study)
         assert s.get("COMPLETE", 0) + s.get("PRUNED", 0) == budget, (opt, s)
         assert not s.get("RUNNING") and not s.get("WAITING"), (opt, s)

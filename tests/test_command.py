@@ -1,0 +1,120 @@
+"""Command trials: a user's own training command as a trial, end to end through `ademix-sweep`
+in real processes, with the storage's rows, exit codes and messages checked."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+from commandrun import command_sweep, toy_loss
+from optuna.trial import TrialState
+from sweeprun import assert_exact, run, studies
+
+CLI = [sys.executable, "-m", "ademix_sweep"]
+
+
+def _url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'runs' / 'cmd.db'}"
+
+
+def _cli(tmp_path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_command_sweep_keeps_exact_budgets_with_two_workers_and_compare_and_plot_read_it(tmp_path):
+    sweep, url = command_sweep(tmp_path, trials=3), _url(tmp_path)
+    out = run(sweep, "--workers", "2", timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert_exact(url, 3, "cmd")
+    for opt, study in studies(url, "cmd").items():
+        for t in study.get_trials(states=(TrialState.COMPLETE,)):
+            lr = t.params["lr"]
+            assert t.value == toy_loss(lr, 40)  # the last report is the value
+            assert t.intermediate_values == {step: toy_loss(lr, step) for step in (10, 20, 30, 40)}
+            log = t.user_attrs["log"].split(":", 1)[1]
+            text = open(log).read()
+            assert f"toy_train: trial {t.number} lr={lr!r}" in text and "ademix_sweep" not in text, opt
+    compared = _cli(tmp_path, "compare", "cmd.yaml", "--seeds", "2", "--json", timeout=120)
+    assert compared.returncode == 0, compared.stderr
+    summary = json.loads(compared.stdout)
+    assert set(summary["optimizers"]) == {"ademamix", "adamw"}
+    plotted = _cli(tmp_path, "plot", "cmd.yaml", "-o", "figs")
+    assert plotted.returncode == 0, plotted.stderr
+    assert any(line.endswith(".png") for line in plotted.stdout.splitlines())
+
+
+def test_the_client_is_pruned_cleanly_and_the_pruner_acts_on_command_reports(tmp_path):
+    sweep, url = command_sweep(tmp_path, "--client", trials=8, pruner="median", both=False), _url(tmp_path)
+    out = run(sweep, "--workers", "1", timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert_exact(url, 8, "cmd", ("adamw",))
+    trials = studies(url, "cmd", ("adamw",))["adamw"].trials
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, [t.state for t in trials]
+    for t in pruned:
+        step = max(t.intermediate_values)
+        assert f"pruned cleanly at step {step}" in open(t.user_attrs["log"].split(":", 1)[1]).read()
+        assert step < 40
+
+
+def test_failures_of_a_command_are_recorded_with_their_reason(tmp_path):
+    modes = "fail,malformed,silent,nan,selfkill"
+    sweep, url = command_sweep(tmp_path, "--modes", modes, trials=3, both=False), _url(tmp_path)
+    out = run(sweep, "--workers", "1", timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert_exact(url, 3, "cmd", ("adamw",))
+    t = {trial.number: trial for trial in studies(url, "cmd", ("adamw",))["adamw"].trials}
+    assert t[0].state == TrialState.FAIL
+    failure = t[0].user_attrs["failure"]
+    assert "exited with code 3; its last output: RuntimeError: CUDA out of memory (pretend)" in failure
+    assert t[1].state == TrialState.COMPLETE and t[1].value == toy_loss(t[1].params["lr"], 40)
+    assert t[1].user_attrs["warning"].startswith("ignored a malformed report line (no step")
+    assert t[2].state == TrialState.FAIL and "reported no val_loss" in t[2].user_attrs["failure"]
+    assert t[3].state == TrialState.COMPLETE and t[3].value == math.inf  # diverged
+    assert t[3].user_attrs["diverged_step"] == 20 and "non-finite" in t[3].user_attrs["failure"]
+    assert t[4].state == TrialState.FAIL and "was killed by SIGKILL" in t[4].user_attrs["failure"]
+    assert "ignored a malformed report line" in out.stdout
+
+
+def test_train_runs_the_command_once_and_prints_only_its_json_on_stdout(tmp_path):
+    command_sweep(tmp_path)
+    out = _cli(tmp_path, "train", "cmd.yaml", "--optimizer", "adamw", "--param", "lr=0.01", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["final_val_loss"] == toy_loss(0.01, 40) and result["task"] == "command"
+    assert [step for step, _ in result["val_curve"]] == [10, 20, 30, 40]
+    assert "toy_train: trial  lr=0.01" in out.stderr  # the command's own output, outside a sweep
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ('"--lr", "{lr}"', 'task.command: unknown placeholder {stepz} (expected one of optimizer, seed, steps'),
+        ('"toy_train.py"', "task.command: 'no-such-program-x' is not found (expected a program on PATH"),
+        ("env:", "task.cwd: "),
+        ('"--lr", "{lr}"', "task.command: {beta3} is a hyperparameter of ademamix only"),
+    ],
+    ids=["placeholder", "program", "cwd", "one-optimizer-placeholder"],
+)
+def test_bad_command_tasks_are_one_line_naming_the_field(tmp_path, change, message):
+    sweep = command_sweep(tmp_path)
+    text = sweep.read_text()
+    if message.startswith("task.command: unknown"):
+        text = text.replace(change, '"--lr", "{stepz}"')
+    elif "is not found" in message:
+        text = text.replace(f'"{sys.executable}", "toy_train.py"', '"no-such-program-x"')
+    elif message.startswith("task.cwd"):
+        text = text.replace("  env:", "  cwd: no/such/folder\n  env:")
+    else:
+        text = text.replace(change, '"--lr", "{lr}", "--beta3", "{beta3}"')
+    sweep.write_text(text)
+    for command in (["validate", "cmd.yaml"], ["run", "cmd.yaml"]):
+        out = _cli(tmp_path, *command)
+        assert out.returncode == 2, (command, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+        assert out.stderr.startswith("cmd.yaml:") and message in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+    assert not (tmp_path / "runs").exists()
