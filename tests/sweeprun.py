@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+BOTH = ("ademamix", "adamw")
 SWEEP = """\
 name: rb
 seed: 0
@@ -87,7 +88,7 @@ def start(sweep: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
         proc.wait()
 
 
-def studies(url: str, name: str = "rb", optimizers: tuple[str, ...] = ("ademamix", "adamw")) -> dict[str, optuna.Study]:
+def studies(url: str, name: str = "rb", optimizers: tuple[str, ...] = BOTH) -> dict[str, optuna.Study]:
     return {opt: optuna.load_study(storage=url, study_name=f"{name}.{opt}") for opt in optimizers}
 
 
@@ -98,7 +99,7 @@ def states(study: optuna.Study) -> dict[str, int]:
     return out
 
 
-def assert_exact(url: str, budget: int, name: str = "rb", optimizers: tuple[str, ...] = ("ademamix", "adamw")) -> None:
+def assert_exact(url: str, budget: int, name: str = "rb", optimizers: tuple[str, ...] = BOTH) -> None:
     for opt, study in studies(url, name, optimizers).items():
         s = states(study)
         assert s.get("COMPLETE", 0) + s.get("PRUNED", 0) == budget, (opt, s)
@@ -111,6 +112,8 @@ def wait_for_running(
     timeout: float = 90,
     exclude: set[int] | frozenset[int] = frozenset(),
     reported: bool = True,
+    name: str = "rb",
+    optimizers: tuple[str, ...] = BOTH,
 ) -> optuna.trial.FrozenTrial:
     """A RUNNING trial that already records its worker's pid (the worker is in train()), of a
     worker not in ``exclude``; with ``reported``, one that has reported an evaluation."""
@@ -122,7 +125,7 @@ def wait_for_running(
             time.sleep(0.3)  # let the run create it: do not race it to make Optuna's tables
             continue
         try:
-            for study in studies(url).values():
+            for study in studies(url, name, optimizers).values():
                 for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                     pid = t.user_attrs.get("worker_pid")
                     if pid is not None and pid not in exclude and (t.intermediate_values or not reported):
@@ -133,23 +136,27 @@ def wait_for_running(
     raise AssertionError("no trial started running")
 
 
-def finished_trials(url: str, name: str = "rb") -> set[tuple[str, int, float | None]]:
+def finished_trials(
+    url: str, name: str = "rb", optimizers: tuple[str, ...] = BOTH
+) -> set[tuple[str, int, float | None]]:
     """(study, number, value) of every COMPLETE or PRUNED trial."""
     return {
         (opt, t.number, t.value)
-        for opt, study in studies(url, name).items()
+        for opt, study in studies(url, name, optimizers).items()
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     }
 
 
-def assert_sound(url: str, budget: int, before: set | frozenset = frozenset(), name: str = "rb") -> None:
+def assert_sound(
+    url: str, budget: int, before: set | frozenset = frozenset(), name: str = "rb", optimizers: tuple[str, ...] = BOTH
+) -> None:
     """The guarantees after any fault and a resume: the exact budget, nothing RUNNING or WAITING,
     every trial finished before the fault still there, no failed trial re-queued more than once,
     and none run to the end twice."""
-    assert_exact(url, budget, name)
-    after = finished_trials(url, name)
+    assert_exact(url, budget, name, optimizers)
+    after = finished_trials(url, name, optimizers)
     assert before <= after, before - after
-    for opt, study in studies(url, name).items():
+    for opt, study in studies(url, name, optimizers).items():
         trials = study.get_trials(deepcopy=False)
         assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], opt
         assert_requeued_once(study)

@@ -53,7 +53,7 @@ from ademix_sweep.engine.storage import (
     storage_failure,
 )
 from ademix_sweep.engine.trial_loop import worker_main
-from ademix_sweep.tasks.command import kill_group
+from ademix_sweep.tasks.command import command_groups, kill_group
 
 MAX_ABNORMAL_IN_A_ROW = 3  # a slot whose trials end this many times in a row by death or timeout is given up
 CHECKPOINT_S = 60.0  # how often a SQLite storage's write-ahead log is folded back
@@ -149,7 +149,9 @@ class _Pool:
 
     def kill_all(self, *, wait: bool = True) -> None:
         """Kill every worker now; fail and re-queue their trials (``wait``: through a database outage)."""
-        for proc in self.procs.values():
+        self.handle_all()  # the process groups of commands started meanwhile
+        for rank, proc in self.procs.items():
+            self._note_commands(rank, proc.pid)
             proc.kill()
         for rank, proc in list(self.procs.items()):
             proc.join()
@@ -233,6 +235,7 @@ class _Pool:
             if time.monotonic() - started <= limit or rank not in self.procs:
                 continue
             proc = self.procs.pop(rank)
+            self._note_commands(rank, proc.pid)
             proc.kill()
             proc.join()
             self._kill_command(rank)
@@ -240,6 +243,12 @@ class _Pool:
             self._fail(proc.pid, f"timeout: still running after train.timeout ({limit:g} s)", retry=False)
             self.on_event(event.but(kind="timeout", after_s=limit))
             self._replace(rank, f"a trial ran past train.timeout ({limit:g} s)")
+
+    def _note_commands(self, rank: int, pid: int) -> None:
+        """Before killing a worker: a command it started whose event is not here yet is found
+        among its children (Linux), so that it is killed too."""
+        for group in command_groups(pid):
+            self.commands.setdefault(rank, group)
 
     def _kill_command(self, rank: int) -> None:
         """A gone worker's command trial goes with it: its whole process group is killed."""

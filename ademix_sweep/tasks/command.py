@@ -147,7 +147,8 @@ class Command:
         """Act on each report until the command exits: evaluations (which may raise), progress."""
         while True:
             done = proc.poll() is not None
-            if done:
+            if done:  # what the command left running goes now (it would hold the output open)
+                kill_group(proc.pid)
                 output.join()
             for report in reports.take():
                 if report.train_loss is not None and on_log is not None:
@@ -226,6 +227,24 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def command_groups(pid: int) -> list[int]:
+    """The process groups of ``pid``'s children that lead a group of their own (its commands);
+    read from /proc, so on Linux only (elsewhere: none)."""
+    groups = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found = [int(child) for child in children.read_text().split()]
+        except OSError:
+            continue
+        for child in found:
+            try:
+                if os.getpgid(child) == child:
+                    groups.append(child)
+            except ProcessLookupError:
+                pass
+    return groups
 
 
 def _wait(proc: subprocess.Popen[bytes], seconds: float) -> None:
