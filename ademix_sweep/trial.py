@@ -106,8 +106,7 @@ class Trial:
         line = {"step": int(step), "val_loss": float(val_loss), "final": final}
         if train_loss is not None:
             line["train_loss"] = float(train_loss)
-        if not self.in_sweep:
-            print(json.dumps({"ademix_sweep": line}), file=sys.stderr, flush=True)
+        if not self.in_sweep:  # stand-alone (a fallback configuration): nobody to tell
             return
         with open(self.report_file, "a", encoding="utf-8") as f:  # type: ignore[arg-type]
             f.write(json.dumps({"ademix_sweep": line}) + "\n")
