@@ -42,6 +42,10 @@ Storage = Annotated[str | None, typer.Option("--storage", help="Optuna storage U
 Workers = Annotated[int | None, typer.Option("--workers", min=1, help="CPU worker processes (default 1).")]
 Devices = Annotated[str, typer.Option("--devices", help="auto, cpu, or GPU numbers like 0,2.")]
 PerDevice = Annotated[int, typer.Option("--workers-per-device", min=1, help="Workers per GPU.")]
+GpusPerTrial = Annotated[
+    int | None,
+    typer.Option("--gpus-per-trial", min=0, help="GPUs per trial of a command task (default: its gpus_per_trial, 1)."),
+]
 Force = Annotated[
     bool, typer.Option("--force", help="Start more workers than this machine's cores or memory seem to hold.")
 ]
@@ -95,13 +99,14 @@ class WorkerOptions:
     stop_grace_s: float = STOP_GRACE_S
 
 
-def slots_for(opts: WorkerOptions) -> list[Slot]:
+def slots_for(opts: WorkerOptions, gpus_per_trial: int = 1) -> list[Slot]:
     """The device slots; ValueError with a one-line reason, also for more workers than the
     machine holds (unless ``--force``)."""
     from ademix_sweep.engine import slots as planner
 
     cores = planner.usable_cores()
-    slots = planner.plan_slots(opts.devices, opts.workers, opts.per_device, planner.visible_gpus(), cores)
+    gpus = planner.visible_gpus()
+    slots = planner.plan_slots(opts.devices, opts.workers, opts.per_device, gpus, cores, gpus_per_trial)
     if not opts.force:
         planner.check_capacity(slots, cores, planner.available_memory())
     return slots

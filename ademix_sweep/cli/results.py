@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -199,8 +200,9 @@ def _compare(file: str, storage: str | None, count: int, top_k: int, opts: Worke
 
     _quiet_optuna()
     try:
+        slots = partial(slots_for, opts)
         plan = rerun.plan_compare(
-            file, slots=slots_for(opts), storage=storage, seeds=count, top_k=top_k, stop_grace_s=opts.stop_grace_s
+            file, slots=slots, storage=storage, seeds=count, top_k=top_k, stop_grace_s=opts.stop_grace_s
         )
     except SweepFileError as exc:
         raise bad_input(str(exc)) from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -15,6 +16,7 @@ from ademix_sweep.cli.base import (
     EXIT_BAD_INPUT,
     Devices,
     Force,
+    GpusPerTrial,
     Overrides,
     PerDevice,
     StopGrace,
@@ -148,14 +150,18 @@ def run(
     workers: Workers = None,
     devices: Devices = "auto",
     per_device: PerDevice = 1,
+    gpus_per_trial: GpusPerTrial = None,
     overrides: Overrides = None,
     force: Force = False,
     stop_grace: StopGrace = STOP_GRACE_S,
 ) -> None:
     """Run a sweep (or resume it): both optimizers, equal budgets, one worker per GPU or CPU slot."""
     opts = WorkerOptions(workers, devices, per_device, force, stop_grace)
+    overrides = list(overrides or [])
+    if gpus_per_trial is not None:
+        overrides.append(f"task.gpus_per_trial={gpus_per_trial}")
     with ctrl_c_exits_130(file):
-        _run(file, storage, trials, opts, list(overrides or []))
+        _run(file, storage, trials, opts, overrides)
 
 
 def _run(file: str, storage: str | None, trials: int | None, opts: WorkerOptions, overrides: list[str]) -> None:
@@ -166,7 +172,7 @@ def _run(file: str, storage: str | None, trials: int | None, opts: WorkerOptions
     if trials is not None:
         overrides = [*overrides, f"budget.trials={trials}"]
     try:  # the file here; the stored sweep while the workers start; they build the task
-        slots = slots_for(opts)
+        slots = partial(slots_for, opts)
         plan = plan_sweep(file, slots=slots, storage=storage, overrides=overrides, stop_grace_s=opts.stop_grace_s)
     except (SweepFileError, ValueError) as exc:
         raise bad_input(f"{file}: {exc}" if not isinstance(exc, SweepFileError) else str(exc)) from None

@@ -12,11 +12,14 @@ from ademix_sweep.engine.contract import Slot
 WORKER_MEMORY_BYTES = 350 * 2**20  # a worker's resident memory with torch and a small task loaded
 
 
-def plan_slots(devices: str, workers: int | None, per_device: int, cuda_count: int, cpu_count: int) -> list[Slot]:
-    """Device slots: one per GPU (times ``per_device``), or ``workers`` CPU workers sharing the
-    cores. Raises ValueError with a one-line reason."""
+def plan_slots(
+    devices: str, workers: int | None, per_device: int, cuda_count: int, cpu_count: int, gpus_per_trial: int = 1
+) -> list[Slot]:
+    """Device slots: one per GPU (times ``per_device``), one per ``gpus_per_trial`` GPUs (a
+    command task's multi-GPU trials), or ``workers`` CPU workers sharing the cores (also when
+    ``gpus_per_trial`` is 0). Raises ValueError with a one-line reason."""
     if devices == "auto":
-        devices = ",".join(map(str, range(cuda_count))) if cuda_count else "cpu"
+        devices = ",".join(map(str, range(cuda_count))) if cuda_count and gpus_per_trial else "cpu"
     if devices == "cpu":
         n = workers or 1
         return [Slot(rank, "cpu", None, max(1, cpu_count // n)) for rank in range(n)]
@@ -32,12 +35,30 @@ def plan_slots(devices: str, workers: int | None, per_device: int, cuda_count: i
         )
     if workers is not None:
         raise ValueError("--workers is for CPU workers (expected --workers-per-device on GPUs)")
+    if gpus_per_trial > 1 or gpus_per_trial == 0:
+        return _gpu_groups(devices, gpus, gpus_per_trial, per_device, cpu_count)
     n = len(gpus) * per_device
     return [
         Slot(i * per_device + k, "cuda", str(g), max(1, cpu_count // n))
         for i, g in enumerate(gpus)
         for k in range(per_device)
     ]
+
+
+def _gpu_groups(devices: str, gpus: list[int], size: int, per_device: int, cpu_count: int) -> list[Slot]:
+    """Slots of ``size`` GPUs each, in the order given: ``0,1,2,3`` in twos is ``0,1`` and ``2,3``."""
+    if size == 0:
+        raise ValueError(f"--devices {devices}: gpus_per_trial is 0 (expected --devices cpu, or gpus_per_trial >= 1)")
+    if len(gpus) % size:
+        raise ValueError(
+            f"--devices {devices}: {len(gpus)} GPUs do not split into trials of {size} "
+            f"(expected a multiple of gpus_per_trial = {size})"
+        )
+    if per_device != 1:
+        raise ValueError("--workers-per-device is for one GPU per trial (expected 1 with gpus_per_trial > 1)")
+    groups = [gpus[i : i + size] for i in range(0, len(gpus), size)]
+    threads = max(1, cpu_count // len(groups))
+    return [Slot(rank, "cuda", ",".join(map(str, group)), threads) for rank, group in enumerate(groups)]
 
 
 def visible_gpus() -> int:

@@ -48,13 +48,16 @@ class SweepPlan:
 def plan_sweep(
     file: str,
     *,
-    slots: list[Slot],
+    slots: list[Slot] | Callable[[int], list[Slot]],
     storage: str | None = None,
     overrides: Sequence[str] = (),
     stop_grace_s: float = STOP_GRACE_S,
 ) -> SweepPlan:
-    """Read and check the sweep file (``--set``-style ``overrides``); SweepFileError if it is bad."""
+    """Read and check the sweep file (``--set``-style ``overrides``); SweepFileError if it is bad.
+    ``slots`` may be a function of the task's GPUs per trial (1 but for a command task's own)."""
     cfg = check_file(file, overrides)
+    if callable(slots):
+        slots = slots(gpus_per_trial(cfg))
     url = resolve_storage_url(storage, cfg.storage, cfg.name)
     spec = Spec(
         file,
@@ -80,6 +83,11 @@ def check_file(file: str, overrides: Sequence[str] = ()) -> SweepConfig:
         except TaskError as exc:
             raise SweepFileError(doc.source, doc.line_of(exc.loc), dotted(exc.loc), exc.message) from None
     return cfg
+
+
+def gpus_per_trial(cfg: SweepConfig) -> int:
+    """The GPUs one trial gets: a command task's ``gpus_per_trial``; one for built-in tasks."""
+    return cfg.task.gpus_per_trial if isinstance(cfg.task, CommandTask) else 1
 
 
 def trial_timeout(cfg: SweepConfig) -> float | None:

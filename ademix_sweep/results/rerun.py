@@ -21,7 +21,7 @@ from ademix_sweep.engine.events import OnEvent
 from ademix_sweep.engine.retries import fail_dead_local_trials
 from ademix_sweep.engine.storage import open_storage, storage_errors
 from ademix_sweep.engine.study import check_same_sweep
-from ademix_sweep.engine.sweep import trial_timeout
+from ademix_sweep.engine.sweep import gpus_per_trial, trial_timeout
 from ademix_sweep.engine.urls import logs_dir
 from ademix_sweep.engine.workers import Outcome, run_sweep
 from ademix_sweep.results.compare import Config, compare_seeds, enqueue, gather, plan, summary
@@ -42,7 +42,7 @@ class ComparePlan:
 def plan_compare(
     file: str,
     *,
-    slots: list[Slot],
+    slots: list[Slot] | Callable[[int], list[Slot]],
     storage: str | None = None,
     seeds: int = 5,
     top_k: int = 1,
@@ -53,6 +53,8 @@ def plan_compare(
     sweep = open_sweep(file, storage, None)
     cfg = sweep.cfg
     assert cfg is not None  # opened from the file
+    if callable(slots):
+        slots = slots(gpus_per_trial(cfg))
     seed_list = compare_seeds(cfg.seed, seeds)
     runs = plan(sweep.studies, top_k, seed_list)
     for opt, study in sweep.studies.items():

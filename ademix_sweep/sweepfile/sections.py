@@ -158,6 +158,9 @@ class CommandTask(Strict):
     timeout: Duration = Field(
         None, gt=0, description="Per trial: one running longer is killed and failed as timeout (e.g. 2h; null: none)."
     )
+    gpus_per_trial: int = Field(
+        1, ge=0, le=64, description="GPUs a trial gets (its CUDA_VISIBLE_DEVICES; {gpus} expands to it); 0: CPU."
+    )
 
     @model_validator(mode="after")
     def _placeholders_parse(self) -> CommandTask:
