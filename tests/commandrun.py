@@ -79,7 +79,8 @@ def alive(pid: int) -> bool:
 
 def wait_all_gone(pids_file: Path, timeout: float = 15.0) -> list[int]:
     """The pids listed in ``pids_file`` still alive after ``timeout`` (an empty list: none)."""
-    pids = [int(line) for line in pids_file.read_text().split()] if pids_file.exists() else []
+    lines = pids_file.read_text().splitlines() if pids_file.exists() else []
+    pids = [int(line.split()[0]) for line in lines if line.strip()]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         left = [pid for pid in pids if alive(pid)]

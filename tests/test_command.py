@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 
 import pytest
-from commandrun import command_sweep, toy_loss
+from commandrun import TOY, command_sweep, toy_loss, wait_all_gone
 from optuna.trial import TrialState
 from sweeprun import assert_exact, run, studies
 
@@ -118,3 +119,35 @@ def test_bad_command_tasks_are_one_line_naming_the_field(tmp_path, change, messa
         assert out.stderr.startswith("cmd.yaml:") and message in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
     assert not (tmp_path / "runs").exists()
+
+
+DDP = """\
+name: ddp
+seed: 0
+budget: {{trials: 1}}
+sampler: {{type: random}}
+pruner: {{type: none}}
+task:
+  kind: command
+  command: [{python}, -m, torch.distributed.run, --standalone, --nproc_per_node=2, ddp_train.py, --pids, {pids}]
+  env: {{OMP_NUM_THREADS: "1"}}
+  gpus_per_trial: 0
+train: {{steps: 30, eval_every: 10}}
+optimizers:
+  ademamix: {{lr: 0.01, beta3: 0.99}}
+"""
+
+
+def test_a_torchrun_job_on_the_cpu_is_one_trial_reported_by_rank_zero(tmp_path):
+    shutil.copy(TOY.parent / "ddp_train.py", tmp_path / "ddp_train.py")
+    pids = tmp_path / "pids"
+    sweep = tmp_path / "ddp.yaml"
+    sweep.write_text(DDP.format(python=json.dumps(sys.executable), pids=json.dumps(str(pids))))
+    out = run(sweep, "--workers", "1", timeout=180)
+    assert out.returncode == 0, out.stderr
+    (t,) = studies(f"sqlite:///{tmp_path / 'runs' / 'ddp.db'}", "ddp", ("ademamix",))["ademamix"].trials
+    assert t.state == TrialState.COMPLETE and sorted(t.intermediate_values) == [10, 20, 30]  # one report per step
+    assert t.value == t.intermediate_values[30] and math.isfinite(t.value)
+    ranks = sorted(line.split()[1:] for line in pids.read_text().splitlines())
+    assert ranks == [["0", "2", "-"], ["1", "2", "-"]]  # two ranks; a CPU slot sets no CUDA_VISIBLE_DEVICES
+    assert wait_all_gone(pids) == []
