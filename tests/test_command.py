@@ -151,3 +151,26 @@ def test_a_torchrun_job_on_the_cpu_is_one_trial_reported_by_rank_zero(tmp_path):
     ranks = sorted(line.split()[1:] for line in pids.read_text().splitlines())
     assert ranks == [["0", "2", "-"], ["1", "2", "-"]]  # two ranks; a CPU slot sets no CUDA_VISIBLE_DEVICES
     assert wait_all_gone(pids) == []
+
+
+OWN = TOY.parent.parent.parent / "examples" / "own_script"
+
+
+def test_the_own_script_examples_run_as_sweeps(tmp_path):
+    for name in ("train.py", "sweep.yaml", "train.sh", "sweep_shell.yaml"):
+        shutil.copy(OWN / name, tmp_path / name)
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(sweep.read_text().replace("command: python train.py", f'command: ["{sys.executable}", train.py]'))
+    fast = ["--set", "budget.trials=1", "--set", "train.steps=40", "--set", "train.eval_every=20"]
+    out = run(sweep, "--workers", "2", *fast, "--set", "train.warmup_steps=5", timeout=180)
+    assert out.returncode == 0, out.stderr
+    for opt, study in studies(f"sqlite:///{tmp_path / 'runs' / 'own_script.db'}", "own_script").items():
+        (t,) = study.trials
+        assert t.state == TrialState.COMPLETE and sorted(t.intermediate_values) == [20, 40], opt
+        assert 1.0 < t.value < 6.0  # bytes: log(256) = 5.5 at the start
+    shell = run(tmp_path / "sweep_shell.yaml", "--workers", "2", timeout=120)
+    assert shell.returncode == 0, shell.stderr
+    url = f"sqlite:///{tmp_path / 'runs' / 'own_shell.db'}"
+    assert_exact(url, 8, "own_shell")
+    pruned = [t for s in studies(url, "own_shell").values() for t in s.trials if t.state == TrialState.PRUNED]
+    assert pruned and all(max(t.intermediate_values) < 200 for t in pruned)  # printed reports prune too
