@@ -42,6 +42,9 @@ def test_a_command_sweep_keeps_exact_budgets_with_two_workers_and_compare_and_pl
     assert compared.returncode == 0, compared.stderr
     summary = json.loads(compared.stdout)
     assert set(summary["optimizers"]) == {"ademamix", "adamw"}
+    checks = summary["same_seed"]  # each best configuration again on the sweep's seed: the toy honours it
+    assert sorted(c["optimizer"] for c in checks) == ["adamw", "ademamix"] and all(c["agree"] for c in checks)
+    assert all(c["values"][0] == c["values"][1] for c in checks)
     plotted = _cli(tmp_path, "plot", "cmd.yaml", "-o", "figs")
     assert plotted.returncode == 0, plotted.stderr
     assert any(line.endswith(".png") for line in plotted.stdout.splitlines())
@@ -174,3 +177,12 @@ def test_the_own_script_examples_run_as_sweeps(tmp_path):
     assert_exact(url, 8, "own_shell")
     pruned = [t for s in studies(url, "own_shell").values() for t in s.trials if t.state == TrialState.PRUNED]
     assert pruned and all(max(t.intermediate_values) < 200 for t in pruned)  # printed reports prune too
+
+
+def test_compare_warns_when_a_command_does_not_honour_its_seed(tmp_path):
+    sweep = command_sweep(tmp_path, "--unseeded", trials=1)
+    assert run(sweep, "--workers", "2", timeout=120).returncode == 0
+    out = _cli(tmp_path, "compare", "cmd.yaml", "--seeds", "2", "--workers", "2", timeout=120)
+    assert out.returncode == 0, out.stderr
+    text = " ".join(out.stdout.split())
+    assert "warning: adamw #0 gave" in text and "re-run on the same seed (0): the training command does not" in text

@@ -119,6 +119,15 @@ def compare(console: Console, name: str, result: dict[str, Any]) -> None:
             console.print(f"{opt} #{c['source_trial']}: {params_line(c['params'])}", highlight=False)
     for line in verdict(result):
         console.print(line, highlight=False)
+    for check in result.get("same_seed", []):
+        first, again = check["values"]
+        if not check["agree"]:
+            console.print(
+                f"[bold yellow]warning[/]: {check['optimizer']} #{check['trial']} gave {number(first)} in the sweep "
+                f"and {number(again)} re-run on the same seed ({check['seed']}): the training command does not "
+                "honour its seed, so the seeds above are not common random numbers (docs/own-training.md)",
+                highlight=False,
+            )
 
 
 def verdict(result: dict[str, Any]) -> list[str]:

@@ -65,6 +65,36 @@ def plan(studies: dict[str, optuna.Study], top_k: int, seeds: list[int]) -> list
     ]
 
 
+SAME_SEED_RTOL = 1e-6  # two runs of one seed whose values differ by more than this disagree
+
+
+def seed_checks(studies: dict[str, optuna.Study], sweep_seed: int) -> list[dict[str, Any]]:
+    """One run per optimizer of its best configuration on the sweep's own seed: the sweep's trial
+    ran it already, so the two values should agree if the training command honours the seed."""
+    return [dict(run, check=True) for run in plan(studies, 1, [sweep_seed])]
+
+
+def seed_agreement(study: optuna.Study, checks: list[dict[str, Any]], sweeps: dict[str, optuna.Study]) -> list[dict]:
+    """For each finished check run: the sweep trial's value, the re-run's, and whether they agree."""
+    done = {
+        run_key(t.user_attrs[COMPARE]): t.value
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if COMPARE in t.user_attrs
+    }
+    out = []
+    for run in checks:
+        again = done.get(run_key(run))
+        if again is None:
+            continue
+        first = sweeps[run["optimizer"]].trials[run["source_trial"]].value
+        agree = first is not None and math.isclose(first, again, rel_tol=SAME_SEED_RTOL, abs_tol=1e-12)
+        out.append(
+            {"optimizer": run["optimizer"], "trial": run["source_trial"], "seed": run["seed"], "values": [first, again],
+             "agree": agree}
+        )  # fmt: skip
+    return out
+
+
 def enqueue(study: optuna.Study, runs: list[dict[str, Any]]) -> int:
     """Add the runs that have no complete, running or waiting trial; returns how many."""
     live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
@@ -196,9 +226,12 @@ def step_ratio(fast: dict[int, float], slow: dict[int, float]) -> StepRatio | No
     return StepRatio("not_reached", target, None, total, None)
 
 
-def summary(gathered: dict[str, list[Config]], seeds: list[int]) -> dict[str, Any]:
+def summary(
+    gathered: dict[str, list[Config]], seeds: list[int], same_seed: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Everything ``compare`` reports, as plain data (``--json`` prints it as it is)."""
     out: dict[str, Any] = {"seeds": seeds, "optimizers": {}, "paired": None, "steps_ratio": None}
+    out["same_seed"] = same_seed or []  # command sweeps: does the command honour the seed?
     best: dict[str, Config] = {}
     for opt, configs in gathered.items():
         pick = chosen(configs)

@@ -24,8 +24,18 @@ from ademix_sweep.engine.study import check_same_sweep
 from ademix_sweep.engine.sweep import gpus_per_trial, trial_timeout
 from ademix_sweep.engine.urls import logs_dir
 from ademix_sweep.engine.workers import Outcome, run_sweep
-from ademix_sweep.results.compare import Config, compare_seeds, enqueue, gather, plan, summary
+from ademix_sweep.results.compare import (
+    Config,
+    compare_seeds,
+    enqueue,
+    gather,
+    plan,
+    seed_agreement,
+    seed_checks,
+    summary,
+)
 from ademix_sweep.results.read import Figures, Sweep, open_sweep
+from ademix_sweep.sweepfile.sections import CommandTask
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,7 @@ class ComparePlan:
     sweep: Sweep
     seeds: list[int]
     runs: list[dict[str, Any]]  # one per (configuration, seed), both optimizers
+    checks: list[dict[str, Any]]  # command sweeps: the best configurations again on the sweep's seed
     study: optuna.Study  # the compare study that holds them
     added: int  # runs enqueued by this plan (0 when resuming a finished compare)
     spec: Spec
@@ -57,6 +68,7 @@ def plan_compare(
         slots = slots(gpus_per_trial(cfg))
     seed_list = compare_seeds(cfg.seed, seeds)
     runs = plan(sweep.studies, top_k, seed_list)
+    checks = seed_checks(sweep.studies, cfg.seed) if isinstance(cfg.task, CommandTask) else []
     for opt, study in sweep.studies.items():
         check_same_sweep(study, cfg, opt)
     with storage_errors(sweep.url):
@@ -66,9 +78,9 @@ def plan_compare(
             sampler=optuna.samplers.RandomSampler(seed=cfg.seed),
             load_if_exists=True,
         )
-        added = enqueue(study, runs)
+        added = enqueue(study, runs + checks)
         fail_dead_local_trials(sweep.url, [study.study_name])
-    per_optimizer = len(runs) // len(sweep.studies)
+    per_optimizer = len(runs + checks) // len(sweep.studies)
     spec = Spec(
         file,
         sweep.name,
@@ -81,7 +93,7 @@ def plan_compare(
         stop_grace_s=stop_grace_s,
         logs=logs_dir(sweep.url, sweep.name),
     )
-    return ComparePlan(sweep, seed_list, runs, study, added, spec, slots)
+    return ComparePlan(sweep, seed_list, runs, checks, study, added, spec, slots)
 
 
 def pending(plan: ComparePlan) -> bool:
@@ -124,4 +136,4 @@ def figures(plan: ComparePlan) -> dict[str, Figures]:
 
 def compare_summary(plan: ComparePlan) -> dict[str, Any]:
     """The statistics ``compare`` reports (see ``compare.summary``)."""
-    return summary(gathered(plan), plan.seeds)
+    return summary(gathered(plan), plan.seeds, seed_agreement(plan.study, plan.checks, plan.sweep.studies))
