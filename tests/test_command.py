@@ -148,7 +148,9 @@ def test_a_torchrun_job_on_the_cpu_is_one_trial_reported_by_rank_zero(tmp_path):
     sweep.write_text(DDP.format(python=json.dumps(sys.executable), pids=json.dumps(str(pids))))
     out = run(sweep, "--workers", "1", timeout=180)
     assert out.returncode == 0, out.stderr
-    (t,) = studies(f"sqlite:///{tmp_path / 'runs' / 'ddp.db'}", "ddp", ("ademamix",))["ademamix"].trials
+    trials = studies(f"sqlite:///{tmp_path / 'runs' / 'ddp.db'}", "ddp", ("ademamix",))["ademamix"].trials
+    assert len(trials) == 1, [t.user_attrs.get("failure") for t in trials]
+    (t,) = trials
     assert t.state == TrialState.COMPLETE and sorted(t.intermediate_values) == [10, 20, 30]  # one report per step
     assert t.value == t.intermediate_values[30] and math.isfinite(t.value)
     ranks = sorted(line.split()[1:] for line in pids.read_text().splitlines())

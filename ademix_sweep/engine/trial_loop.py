@@ -49,7 +49,7 @@ from ademix_sweep.engine.storage import (
 )
 from ademix_sweep.engine.study import SweepMismatch, create_or_resume
 from ademix_sweep.sweepfile.yamlio import SweepFileError
-from ademix_sweep.tasks.command import RUNNING, kill_group
+from ademix_sweep.tasks.groups import RUNNING, kill_group
 
 if TYPE_CHECKING:
     from ademix_sweep.engine.job import Job

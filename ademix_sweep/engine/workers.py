@@ -53,7 +53,7 @@ from ademix_sweep.engine.storage import (
     storage_failure,
 )
 from ademix_sweep.engine.trial_loop import worker_main
-from ademix_sweep.tasks.command import command_groups, kill_group
+from ademix_sweep.tasks.groups import Ending, command_groups
 
 MAX_ABNORMAL_IN_A_ROW = 3  # a slot whose trials end this many times in a row by death or timeout is given up
 CHECKPOINT_S = 60.0  # how often a SQLite storage's write-ahead log is folded back
@@ -104,6 +104,7 @@ def run_sweep(
         for sig, handler in previous.items():
             signal.signal(sig, _exit_now if pool.signals else handler)
         pool.handle_all()
+        pool.ending.finish()
     if pool.bad_input:
         raise BadSweep(pool.bad_input[0])
     if pool.signals:
@@ -124,6 +125,7 @@ class _Pool:
         self.ready: set[int] = set()  # ranks whose current process got as far as its first trial
         self.running: dict[int, tuple[float, Event]] = {}  # rank -> (start, its start event)
         self.commands: dict[int, int] = {}  # rank -> the process group of its running command trial
+        self.ending = Ending()  # command groups told to stop (SIGTERM), killed after their grace
         self.abnormal: dict[int, int] = {}  # rank -> trials ended by death or timeout in a row
         self.signals: list[int] = []
         self.stop_since: float | None = None
@@ -155,7 +157,7 @@ class _Pool:
             proc.kill()
         for rank, proc in list(self.procs.items()):
             proc.join()
-            self._kill_command(rank)
+            self._kill_command(rank, now=True)
             self._fail(proc.pid, INTERRUPTED, wait=wait)
             self.running.pop(rank, None)
         self.procs.clear()
@@ -176,6 +178,7 @@ class _Pool:
                 with suppress(Exception):  # the figures shown can wait for a database that went away
                     on_tick()
                 last_tick = time.monotonic()
+            self.ending.step()
             if time.monotonic() - last_checkpoint >= CHECKPOINT_S:
                 checkpoint_sqlite(self.spec.storage)
                 last_checkpoint = time.monotonic()
@@ -250,11 +253,12 @@ class _Pool:
         for group in command_groups(pid):
             self.commands.setdefault(rank, group)
 
-    def _kill_command(self, rank: int) -> None:
-        """A gone worker's command trial goes with it: its whole process group is killed."""
+    def _kill_command(self, rank: int, *, now: bool = False) -> None:
+        """A gone worker's command trial goes with it: its whole process group gets SIGTERM, and
+        SIGKILL after KILL_GRACE_S (``now``: SIGKILL at once, as after a second Ctrl-C)."""
         pgid = self.commands.pop(rank, None)
         if pgid is not None:
-            kill_group(pgid)
+            self.ending.add(pgid, now=now)
 
     def _replace(self, rank: int, why: str) -> None:
         """A new worker in the slot, unless a stop is under way or the slot keeps failing."""

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .command_io import Output, Reports
 from .errors import TaskError, fingerprint
+from .groups import RUNNING, kill_group, stop_group, wait
 from .outcome import Diverged, Progress, TrainResult, TrialInfo
 
 if TYPE_CHECKING:
@@ -39,10 +40,8 @@ if TYPE_CHECKING:
     from ademix_sweep.sweepfile.sections import CommandTask
 
 ENV_TRIAL = "ADEMIX_SWEEP_TRIAL"
-KILL_GRACE_S = 5.0  # after SIGTERM to the command's group, before SIGKILL
 CLEAN_EXIT_S = 5.0  # after telling the client to stop, how long it may take to exit on its own
 POLL_S = 0.02
-RUNNING: set[int] = set()  # process groups of this process's running commands (the worker kills them if orphaned)
 
 
 class CommandFailed(RuntimeError):
@@ -167,7 +166,7 @@ class Command:
                     except BaseException:
                         reports.reply(report, "stop")
                         if report.from_client:
-                            _wait(proc, CLEAN_EXIT_S)  # the client raises trial.Pruned: let it exit cleanly
+                            wait(proc, CLEAN_EXIT_S)  # the client raises trial.Pruned: let it exit cleanly
                         raise
                 reports.reply(report, "continue")
             if done:
@@ -209,49 +208,6 @@ def _result(
         peak_memory_bytes=None,
         optimizer_impl=None,
     )
-
-
-def stop_group(proc: subprocess.Popen[bytes], grace_s: float = KILL_GRACE_S) -> None:
-    """End the command's whole process group: SIGTERM, then SIGKILL after ``grace_s`` (at once
-    when the command itself has exited: what it left behind is killed)."""
-    if proc.poll() is None:
-        kill_group(proc.pid, signal.SIGTERM)
-        _wait(proc, grace_s)
-    kill_group(proc.pid, signal.SIGKILL)
-    proc.wait()
-
-
-def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
-    """Signal a process group; one already gone is fine."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def command_groups(pid: int) -> list[int]:
-    """The process groups of ``pid``'s children that lead a group of their own (its commands);
-    read from /proc, so on Linux only (elsewhere: none)."""
-    groups = []
-    for children in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            found = [int(child) for child in children.read_text().split()]
-        except OSError:
-            continue
-        for child in found:
-            try:
-                if os.getpgid(child) == child:
-                    groups.append(child)
-            except ProcessLookupError:
-                pass
-    return groups
-
-
-def _wait(proc: subprocess.Popen[bytes], seconds: float) -> None:
-    try:
-        proc.wait(timeout=seconds)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 class _log:
