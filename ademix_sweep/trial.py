@@ -13,7 +13,7 @@
 
 ``trial.Pruned`` is a ``SystemExit`` with code 0: not caught by ``except Exception``, it ends the
 script cleanly unless the script catches it itself (to save a checkpoint, say). In a distributed
-job only global rank 0 (``RANK``) reports; the other ranks' calls do nothing, and the engine
+job only global rank 0 (``RANK``, else ``LOCAL_RANK``) reports; the other ranks' calls do nothing, and the engine
 stops the whole job when the trial ends. Outside a sweep, ``current()`` raises ``NotInSweep``
 unless it is given a ``fallback`` configuration; ``ademix-sweep train SWEEP.yaml --optimizer ...
 --param lr=...`` runs the script once inside the engine, with the hyperparameters ``best`` prints.
@@ -80,8 +80,9 @@ class Trial:
 
     @property
     def reports(self) -> bool:
-        """Whether this process reports: global rank 0, or not a distributed job."""
-        return int(os.environ.get("RANK", "0")) == 0
+        """Whether this process reports: global rank 0 (``RANK``; a launcher that sets only
+        ``LOCAL_RANK`` runs on one machine, where local rank 0 is rank 0), or not a distributed job."""
+        return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
 
     def optimizer(self, model: Params, *, impl: str = "auto") -> torch.optim.Optimizer:
         """The trial's AdEMAMix or AdamW for a model (or parameters, or parameter groups), with

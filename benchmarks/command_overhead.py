@@ -70,10 +70,12 @@ def direct(folder: Path, steps: int) -> float:
 
 
 def calibrate(folder: Path, seconds: float) -> int:
-    """Steps for a run of about ``seconds`` (start-up included)."""
-    steps = 200
-    took = direct(folder, steps)
-    return max(10, int(steps * seconds / took))
+    """Steps for a direct run of about ``seconds``, start-up included (two runs: a line fit)."""
+    small, large = 200, 1000
+    t_small, t_large = direct(folder, small), direct(folder, large)
+    per_step = max(1e-6, (t_large - t_small) / (large - small))
+    start_up = max(0.0, t_small - small * per_step)
+    return max(10, int((seconds - start_up) / per_step))
 
 
 def main() -> None:

@@ -95,4 +95,10 @@ def test_in_a_distributed_job_only_rank_zero_reports(tmp_path, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     t = trial.current()
     t.report(10, math.nan)  # returns at once: no answer is awaited
+    monkeypatch.delenv("RANK")
+    monkeypatch.setenv("LOCAL_RANK", "3")  # a launcher that sets only the local rank
+    t.report(10, math.nan)
     assert (tmp_path / "reports.jsonl").read_text() == ""
+    assert not t.reports
+    monkeypatch.setenv("RANK", "0")  # the global rank wins over the local one
+    assert t.reports

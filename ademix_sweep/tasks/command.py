@@ -87,51 +87,56 @@ class Command:
         (pruning, a stop), after the command's process group is gone."""
         trial = trial or TrialInfo()
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="ademix-trial-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="ademix-trial-") as tmp, _log(trial.log) as log:
             files = {"report_file": str(Path(tmp) / "reports.jsonl"), "reply_file": str(Path(tmp) / "replies.jsonl")}
             for path in files.values():
                 Path(path).touch()
-            gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "")
-            values = {
-                "optimizer": optimizer,
-                "seed": seed,
-                "steps": train_cfg.steps,
-                "eval_every": train_cfg.eval_every,
-                "trial": "" if trial.number is None else trial.number,
-                "gpus": len([g for g in gpus.split(",") if g.strip()]),
-            }
-            payload = {
-                **values,
-                "hparams": dict(hparams),
-                "study": trial.study,
-                "train": train_cfg.model_dump(mode="json"),
-                **files,
-            }
-            env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env, ENV_TRIAL: json.dumps(payload)}
-            with _log(trial.log) as log:
-                proc = subprocess.Popen(
-                    self.argv({**hparams, **values}),
-                    cwd=self.cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,  # its own process group: signalled as one, away from the terminal's Ctrl-C
-                )
-                RUNNING.add(proc.pid)
-                reports = None
-                try:
-                    if trial.on_process is not None:
-                        trial.on_process(proc.pid)
-                    reports = Reports(files["report_file"], files["reply_file"], trial.on_warning)
-                    output = Output(proc, log, reports)
-                    self._follow(proc, reports, output, train_cfg, on_eval, on_log, started)
-                finally:
-                    stop_group(proc)
-                    RUNNING.discard(proc.pid)
-                    if reports is not None:
-                        reports.close()
+            argv, env = self._configured(optimizer, hparams, train_cfg, seed, trial, files)
+            proc = subprocess.Popen(
+                argv,
+                cwd=self.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group: signalled as one, away from the terminal's Ctrl-C
+            )
+            RUNNING.add(proc.pid)
+            reports = Reports(files["report_file"], files["reply_file"], trial.on_warning)
+            try:
+                if trial.on_process is not None:
+                    trial.on_process(proc.pid)
+                output = Output(proc, log, reports)
+                self._follow(proc, reports, output, train_cfg, on_eval, on_log, started)
+            finally:
+                stop_group(proc)
+                RUNNING.discard(proc.pid)
+                reports.close()
         return _result(reports, train_cfg, proc, output, started)
+
+    def _configured(
+        self,
+        optimizer: str,
+        hparams: Mapping[str, Any],
+        train_cfg: Train,
+        seed: int,
+        trial: TrialInfo,
+        files: dict[str, str],
+    ) -> tuple[list[str], dict[str, str]]:
+        """The command's words and environment for this trial: placeholders expanded, and the whole
+        configuration as JSON in ``ADEMIX_SWEEP_TRIAL``."""
+        gpus = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+        values = {
+            "optimizer": optimizer,
+            "seed": seed,
+            "steps": train_cfg.steps,
+            "eval_every": train_cfg.eval_every,
+            "trial": "" if trial.number is None else trial.number,
+            "gpus": len([g for g in gpus.split(",") if g.strip()]),
+        }
+        payload = {**values, "hparams": dict(hparams), "study": trial.study, "train": train_cfg.model_dump(mode="json")}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env, ENV_TRIAL: json.dumps({**payload, **files})}
+        return self.argv({**hparams, **values}), env
 
     def _follow(
         self,
