@@ -237,7 +237,7 @@ class _TrialRun:
         """What a command task needs to know of its trial: where its log goes, and whom to tell
         of its process group (the parent kills it if this worker dies) and of warnings."""
         log = None
-        if self.logs is not None:
+        if self.logs is not None and self.job.cfg.task.kind == "command":  # built-in tasks print nothing
             prefix = "compare-" if self.trial.user_attrs.get(COMPARE) else ""
             log = str(Path(self.logs).resolve() / f"{prefix}{self.job.optimizer}-{self.trial.number}.log")
             self.record({LOG: f"{socket.gethostname()}:{log}"})

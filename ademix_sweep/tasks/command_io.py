@@ -53,17 +53,18 @@ def parse_report(line: str, from_client: bool) -> Report | str:
 
 
 class Reports:
-    """Reports in arrival order from both channels; the curves so far; answers to the client."""
+    """Reports in arrival order from both channels (the stdout thread's and the report file's);
+    the curves so far; answers to the client. Warnings are handed to ``on_warning`` in ``take``,
+    on the caller's thread (it writes to the storage and the worker's pipe)."""
 
     def __init__(self, report_file: str, reply_file: str, on_warning: Callable[[str], None] | None) -> None:
         self.report_file, self.reply_file, self.on_warning = open(report_file, encoding="utf-8"), reply_file, on_warning
-        self.printed: queue.Queue[Report] = queue.Queue()
+        self.arrived: queue.Queue[Report | str] = queue.Queue()  # a report, or a warning to pass on
         self.partial = ""
         self.val_curve: list[tuple[int, float]] = []
         self.train_curve: list[tuple[int, float]] = []
         self.final_value: float | None = None
         self.warned = False
-        self._client: list[Report] = []
 
     def close(self) -> None:
         self.report_file.close()
@@ -73,34 +74,34 @@ class Reports:
         if MARK not in text:
             return False
         found = parse_report(text, from_client)
-        if isinstance(found, str):
-            if not self.warned and self.on_warning is not None:
-                self.on_warning(f"ignored a malformed report line ({found}): {text.strip()[:200]}")
+        if not isinstance(found, str):
+            self.arrived.put(found)
+        elif not self.warned:
             self.warned = True
-        elif from_client:
-            self._client.append(found)
-        else:
-            self.printed.put(found)
+            self.arrived.put(f"ignored a malformed report line ({found}): {text.strip()[:200]}")
         return True
 
     def take(self) -> list[Report]:
         """The reports that arrived since the last call, each added to its curve."""
-        self._client = []
         chunk = self.partial + self.report_file.read()
         lines = chunk.split("\n")
         self.partial = lines.pop()  # an unfinished last line waits for its end
         for text in lines:
             self.line(text, True)
-        found = self._client
-        while not self.printed.empty():
-            found.append(self.printed.get_nowait())
-        for report in found:
-            if report.train_loss is not None:
-                self.train_curve.append((report.step, report.train_loss))
-            if report.val_loss is not None:
-                self.val_curve.append((report.step, report.val_loss))
-                if report.final:
-                    self.final_value = report.val_loss
+        found = []
+        while not self.arrived.empty():
+            item = self.arrived.get_nowait()
+            if isinstance(item, str):
+                if self.on_warning is not None:
+                    self.on_warning(item)
+                continue
+            found.append(item)
+            if item.train_loss is not None:
+                self.train_curve.append((item.step, item.train_loss))
+            if item.val_loss is not None:
+                self.val_curve.append((item.step, item.val_loss))
+                if item.final:
+                    self.final_value = item.val_loss
         return found
 
     def reply(self, report: Report, action: str) -> None:
