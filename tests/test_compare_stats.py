@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from ademix_sweep.cli import report_results
-from ademix_sweep.results.compare import Config, chosen, mean_curve, paired, step_ratio, summary
+from ademix_sweep.results.compare import Config, chosen, mean_curve, paired, paired_summary, step_ratio, summary
 
 
 def test_mean_and_sample_std_leave_diverged_runs_out():
@@ -72,25 +72,51 @@ def _result() -> dict:
 
 
 def test_summary_and_its_report():
+    from scipy import stats
+
     result = _result()
-    assert result["paired"]["n"] == 2 and result["paired"]["mean_diff"] == pytest.approx(-0.9)
-    assert result["paired"]["ci95"] == pytest.approx([-1.0, -0.8])  # d = [-1.0, -0.8]
+    p = result["paired"]
+    assert p["n"] == 2 and p["mean_diff"] == pytest.approx(-0.9)  # d = [-1.0, -0.8]
+    assert p["ci95"] == pytest.approx(list(stats.t.interval(0.95, 1, loc=-0.9, scale=stats.sem([-1.0, -0.8]))))
+    assert p["t_p"] == pytest.approx(stats.ttest_1samp([-1.0, -0.8], 0.0).pvalue)
+    assert not p["verdict"] and p["bootstrap_ci95"] is None and not p["deterministic"]
     assert result["steps_ratio"]["ratio"] == 1.6
     assert result["optimizers"]["ademamix"]["configs"][0]["mean"] == pytest.approx(0.6)
     console = Console(file=io.StringIO(), width=120)
     report_results.compare(console, "demo", result)
-    text = console.file.getvalue()
+    text = " ".join(console.file.getvalue().split())
     assert "0.6000 ± 0.1414" in text and "1.5000 ± 0.0000" in text
-    assert "paired over 2 seed(s): -0.9000, 95% bootstrap CI [-1.0000, -0.8000]; AdEMAMix lower on 2 of 2" in text
-    assert "AdEMAMix is better here: the 95% interval excludes 0." in text
+    assert "paired over 2 seed(s): -0.9000, 95% t interval [-2.1706, +0.3706]; paired t-test p = 0.0704" in text
+    assert "Fewer than 3 paired seeds: no verdict (use --seeds 3 or more)." in text
     assert "at about step 250 of 400: AdamW needs about 1.60× the steps" in text
+
+
+def test_a_verdict_from_three_seeds_with_the_t_interval():
+    from scipy import stats
+
+    d = [-0.30, -0.25, -0.20, -0.28]
+    p = paired_summary({i: 1.0 + x for i, x in enumerate(d)}, dict.fromkeys(range(4), 1.0))
+    assert p["verdict"] and not p["within_noise"]
+    assert p["wilcoxon_p"] == pytest.approx(stats.wilcoxon(d, method="exact").pvalue)  # 0.125: n = 4 is coarse
+    lines = report_results._paired_lines(p)
+    assert lines[-1] == "AdEMAMix is better here: the 95% t interval excludes 0."
+    many = paired_summary({i: 1.0 + 0.01 * (i % 3) for i in range(12)}, {i: 1.0 + 0.01 * (i % 2) for i in range(12)})
+    assert many["bootstrap_ci95"] is not None
+    assert any("bootstrap" in line for line in report_results._paired_lines(many))
+
+
+def test_a_deterministic_task_gets_its_single_difference_not_a_statistic():
+    p = paired_summary(dict.fromkeys((1, 2, 3), 0.5), dict.fromkeys((1, 2, 3), 0.75))  # every seed, one value
+    assert p["deterministic"] and not p["verdict"]
+    (line,) = report_results._paired_lines(p)
+    assert "-0.2500 on every one of 3 seeds. The task is deterministic" in line and "interval" in line
 
 
 def test_verdict_says_within_noise_and_one_seed_plainly():
     result = _result()
-    result["paired"].update(ci95=[-0.1, 0.2], within_noise=True)
-    assert "The difference is within noise: the 95% interval includes 0." in report_results.verdict(result)
-    result["paired"]["n"] = 1
-    assert any("One seed gives no confidence interval" in line for line in report_results.verdict(result))
+    result["paired"].update(ci95=[-0.1, 0.2], within_noise=True, verdict=True)
+    assert "The difference is within noise: the 95% t interval includes 0." in report_results.verdict(result)
+    result["paired"].update(n=1, ci95=None)
+    assert any("One seed gives no interval" in line for line in report_results.verdict(result))
     result["paired"] = None
     assert report_results.verdict(result)[0].startswith("No paired comparison")

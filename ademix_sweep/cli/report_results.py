@@ -130,24 +130,42 @@ def compare(console: Console, name: str, result: dict[str, Any]) -> None:
             )
 
 
+def _paired_lines(p: dict[str, Any]) -> list[str]:
+    """The paired difference in words: its t interval and tests, and a verdict only from 3 seeds."""
+    diff, n = p["mean_diff"], p["n"]
+    if p.get("deterministic"):
+        return [
+            f"AdEMAMix − AdamW: {diff:+.4f} on every one of {n} seeds. The task is deterministic (the seeds do not "
+            "change its result): this is one difference, not a statistic, and no interval applies."
+        ]
+    wins = round(p["win_rate"] * n)
+    head = f"AdEMAMix − AdamW, paired over {n} seed(s): {diff:+.4f}"
+    if p["ci95"] is None:
+        return [f"{head}; AdEMAMix lower on {wins} of {n}.", "One seed gives no interval: use --seeds 3 or more."]
+    low, high = p["ci95"]
+    tests = "" if p["t_p"] is None else f"; paired t-test p = {p['t_p']:.3g}"
+    if p.get("wilcoxon_p") is not None:
+        tests += f", Wilcoxon signed-rank p = {p['wilcoxon_p']:.3g}"
+    lines = [f"{head}, 95% t interval [{low:+.4f}, {high:+.4f}]{tests}; AdEMAMix lower on {wins} of {n}."]
+    if p.get("bootstrap_ci95"):
+        b_low, b_high = p["bootstrap_ci95"]
+        lines.append(f"(percentile bootstrap, 10,000 resamples: [{b_low:+.4f}, {b_high:+.4f}])")
+    if not p["verdict"]:
+        lines.append("Fewer than 3 paired seeds: no verdict (use --seeds 3 or more).")
+    elif p["within_noise"]:
+        lines.append("The difference is within noise: the 95% t interval includes 0.")
+    else:
+        better = "AdEMAMix" if diff < 0 else "AdamW"
+        lines.append(f"{better} is better here: the 95% t interval excludes 0.")
+    return lines
+
+
 def verdict(result: dict[str, Any]) -> list[str]:
     """The plain statements under the compare table."""
     p, r = result["paired"], result["steps_ratio"]
     if p is None:
         return ["No paired comparison: it needs AdEMAMix and AdamW runs that finished on the same seeds."]
-    diff, (low, high) = p["mean_diff"], p["ci95"]
-    wins = round(p["win_rate"] * p["n"])
-    lines = [
-        f"AdEMAMix − AdamW, paired over {p['n']} seed(s): {diff:+.4f}, 95% bootstrap CI [{low:+.4f}, {high:+.4f}]; "
-        f"AdEMAMix lower on {wins} of {p['n']}."
-    ]
-    if p["n"] < 2:
-        lines.append("One seed gives no confidence interval: use --seeds 3 or more before drawing a conclusion.")
-    elif p["within_noise"]:
-        lines.append("The difference is within noise: the 95% interval includes 0.")
-    else:
-        better = "AdEMAMix" if diff < 0 else "AdamW"
-        lines.append(f"{better} is better here: the 95% interval excludes 0.")
+    lines = _paired_lines(p)
     if r is not None:
         if r["kind"] == "estimate":
             lines.append(

@@ -31,6 +31,7 @@ from optuna.trial import TrialState
 from ademix_sweep.engine.attrs import COMPARE
 from ademix_sweep.engine.objective import run_key
 from ademix_sweep.results.read import hyperparameters, top_trials
+from ademix_sweep.results.stats import MIN_PAIRS, paired_test
 
 SEED_OFFSET = 1000
 BOOTSTRAP = 10_000
@@ -192,6 +193,41 @@ def paired(
     return Paired(len(d), float(d.mean()), float(low), float(high), float((d < 0).mean()))
 
 
+BOOTSTRAP_MIN_N = 10  # below this the bootstrap interval is not shown (too narrow at small n)
+
+
+def paired_summary(first: dict[int, float], second: dict[int, float]) -> dict[str, Any] | None:
+    """The paired difference first - second over the seeds both finished without diverging, as
+    ``compare`` reports it: Student's t interval and p-values (and the bootstrap from n = 10),
+    ``verdict`` only from MIN_PAIRS seeds, ``deterministic`` when no seed changed either result."""
+    seeds = sorted(s for s in first.keys() & second.keys() if math.isfinite(first[s]) and math.isfinite(second[s]))
+    if not seeds:
+        return None
+    d = [first[s] - second[s] for s in seeds]
+    out: dict[str, Any] = {
+        "n": len(d),
+        "mean_diff": statistics.fmean(d),
+        "win_rate": sum(x < 0 for x in d) / len(d),
+        "ci95": None,
+        "t_p": None,
+        "wilcoxon_p": None,
+        "bootstrap_ci95": None,
+        "within_noise": None,
+        "verdict": len(d) >= MIN_PAIRS,
+        "deterministic": len(d) > 1 and len({first[s] for s in seeds}) == 1 and len({second[s] for s in seeds}) == 1,
+    }
+    if len(d) > 1:
+        test = paired_test(d)
+        out.update(ci95=list(test.ci95), t_p=test.t_p, wilcoxon_p=test.wilcoxon_p, within_noise=test.within_noise)
+    if len(d) >= BOOTSTRAP_MIN_N:
+        boot = paired(first, second)
+        assert boot is not None
+        out["bootstrap_ci95"] = [boot.ci_low, boot.ci_high]
+    if out["deterministic"]:
+        out["verdict"] = False  # n copies of one number: a difference, not a statistic
+    return out
+
+
 def mean_curve(curves: dict[int, dict[int, float]]) -> dict[int, float]:
     """Per evaluation step, the mean over the seeds that have it (diverged ones left out)."""
     good = [c for c in curves.values() if c and all(math.isfinite(v) for v in c.values())]
@@ -254,15 +290,7 @@ def summary(
             ],
         }
     if "ademamix" in best and "adamw" in best:
-        diff = paired(best["ademamix"].values, best["adamw"].values)
-        if diff is not None:
-            out["paired"] = {
-                "n": diff.n,
-                "mean_diff": diff.mean_diff,
-                "ci95": [diff.ci_low, diff.ci_high],
-                "win_rate": diff.win_rate,
-                "within_noise": diff.within_noise,
-            }
+        out["paired"] = paired_summary(best["ademamix"].values, best["adamw"].values)
         ratio = step_ratio(mean_curve(best["ademamix"].curves), mean_curve(best["adamw"].curves))
         if ratio is not None:
             out["steps_ratio"] = {
