@@ -82,9 +82,10 @@ def status(
         console.print(runs)
 
 
-def best_yaml(file: str | None, best: dict[str, dict[str, Any]]) -> str:
-    """The best configuration of each optimizer, as YAML, with the ``train`` command that re-runs it."""
-    lines = []
+def best_yaml(file: str | None, best: dict[str, dict[str, Any]], found: list[Any] = ()) -> str:
+    """The best configuration of each optimizer, as YAML, with the ``train`` command that re-runs it
+    and the fair-tuning checks that fired, as comments."""
+    lines = [f"# check: {check['message']}" for check in found]
     for opt, b in best.items():
         args = " ".join(f"--param {shlex.quote(f'{k}={v!r}')}" for k, v in sorted(b["params"].items()))
         lines.append(f"# {opt}: trial #{b['trial']}, val_loss {b['value']:.6g}")
@@ -119,6 +120,12 @@ def compare(console: Console, name: str, result: dict[str, Any]) -> None:
             console.print(f"{opt} #{c['source_trial']}: {params_line(c['params'])}", highlight=False)
     for line in verdict(result):
         console.print(line, highlight=False)
+    if any(len(o["configs"]) > 1 for o in result["optimizers"].values()):
+        console.print(
+            "The configuration compared was picked by its mean on these same seeds: its figures are optimistic.",
+            highlight=False,
+        )
+    checks(console, result.get("checks", []))
     for check in result.get("same_seed", []):
         first, again = check["values"]
         if not check["agree"]:
@@ -158,6 +165,12 @@ def _paired_lines(p: dict[str, Any]) -> list[str]:
         better = "AdEMAMix" if diff < 0 else "AdamW"
         lines.append(f"{better} is better here: the 95% t interval excludes 0.")
     return lines
+
+
+def checks(console: Console, found: list[Any]) -> None:
+    """The fair-tuning checks that fired, one line each (docs/comparing.md explains them)."""
+    for check in found:
+        console.print(f"[bold yellow]check[/]: {check['message']}", highlight=False)
 
 
 def verdict(result: dict[str, Any]) -> list[str]:

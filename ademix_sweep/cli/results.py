@@ -81,12 +81,16 @@ def status(file: File = None, storage: Storage = None, name: Name = None) -> Non
     """Trials by state, budget used, best value and parameters, divergence rate, running trials."""
     from ademix_sweep.engine.urls import mask_url
     from ademix_sweep.results import read as results
+    from ademix_sweep.results.checks import fairness_checks
 
     sweep = _open(file, storage, name)
     with _reading(file, sweep):
         stats = {opt: results.optimizer_status(study, sweep.budget) for opt, study in sweep.studies.items()}
         running = results.running_trials(sweep)
-    report_results.status(Console(), sweep.name, mask_url(sweep.url), stats, running)
+        found = fairness_checks(sweep.studies, sweep.cfg)
+    console = Console()
+    report_results.status(console, sweep.name, mask_url(sweep.url), stats, running)
+    report_results.checks(console, found)
 
 
 @app.command()
@@ -98,6 +102,7 @@ def best(
 ) -> None:
     """The best configuration of each optimizer as YAML (for train --param, or your own script)."""
     from ademix_sweep.results import read as results
+    from ademix_sweep.results.checks import fairness_checks
 
     sweep = _open(file, storage, name)
     if optimizer is not None and optimizer not in sweep.studies:
@@ -108,9 +113,10 @@ def best(
             trial = results.best_trial(study)
             if (optimizer is None or opt == optimizer) and trial is not None:
                 out[opt] = {"trial": trial.number, "value": trial.value, "params": results.hyperparameters(trial)}
+        found = fairness_checks(sweep.studies, sweep.cfg)
     if not out:
         raise bad_input(f"{file or sweep.name}: no complete trial yet in sweep {sweep.name!r}")
-    typer.echo(report_results.best_yaml(file, out), nl=False)
+    typer.echo(report_results.best_yaml(file, out, found), nl=False)
 
 
 @app.command()

@@ -24,6 +24,7 @@ from ademix_sweep.engine.study import check_same_sweep
 from ademix_sweep.engine.sweep import gpus_per_trial, trial_timeout
 from ademix_sweep.engine.urls import logs_dir
 from ademix_sweep.engine.workers import Outcome, run_sweep
+from ademix_sweep.results.checks import compare_checks, fairness_checks
 from ademix_sweep.results.compare import (
     Config,
     compare_seeds,
@@ -136,4 +137,7 @@ def figures(plan: ComparePlan) -> dict[str, Figures]:
 
 def compare_summary(plan: ComparePlan) -> dict[str, Any]:
     """The statistics ``compare`` reports (see ``compare.summary``)."""
-    return summary(gathered(plan), plan.seeds, seed_agreement(plan.study, plan.checks, plan.sweep.studies))
+    every = gathered(plan)
+    out = summary(every, plan.seeds, seed_agreement(plan.study, plan.checks, plan.sweep.studies))
+    out["checks"] = fairness_checks(plan.sweep.studies, plan.sweep.cfg) + compare_checks(out, every)
+    return out
