@@ -223,3 +223,23 @@ def test_status_table_numbers(tmp_path):
     rows = {r["number"]: r for r in results.all_rows(sweep)[1]}
     assert rows[2]["state"] == "diverged" and rows[2]["value"] is None and rows[2]["diverged_step"] == 40
     assert rows[4]["failure"] == "worker died (exit code -9)" and rows[6]["state"] == "running"
+
+
+def test_every_command_that_reads_a_sweep_file_takes_the_same_set(tmp_path):
+    (tmp_path / "rb.yaml").write_text(SWEEP)
+    wide = "optimizers.adamw.lr.log_uniform=[1.0e-4, 1.0]"
+    sets = ["--set", "name=rb_wide", "--set", wide, "--set", "budget.trials=2"]
+    ran = cli(tmp_path, "run", "rb.yaml", *sets, "--workers", "2")
+    assert ran.returncode == 0, ran.stderr
+    for command in (["status"], ["best"], ["export", "--format", "json"], ["plot", "-o", "figs"]):
+        out = cli(tmp_path, *command, "rb.yaml", *sets)
+        assert out.returncode == 0, (command, out.stderr)
+    assert "rb_wide" in cli(tmp_path, "status", "rb.yaml", *sets).stdout
+    compared = cli(tmp_path, "compare", "rb.yaml", *sets, "--seeds", "1", "--json")
+    assert compared.returncode == 0, compared.stderr
+    assert json.loads(compared.stdout)["optimizers"]["adamw"]["configs"][0]["runs"] == 1
+    unchanged = cli(tmp_path, "compare", "rb.yaml", "--set", "name=rb_wide", "--seeds", "1")
+    assert unchanged.returncode == 2 and "was run with different settings: optimizers.adamw.lr" in unchanged.stderr
+    alone = cli(tmp_path, "status", "--storage", f"sqlite:///{tmp_path / 'runs' / 'rb_wide.db'}", "--name", "rb_wide",
+                "--set", "budget.trials=3")  # fmt: skip
+    assert alone.returncode == 2 and alone.stderr.strip() == "--set: needs the sweep FILE it overrides"

@@ -22,6 +22,7 @@ from ademix_sweep.cli import report_results
 from ademix_sweep.cli.base import (
     Devices,
     Force,
+    Overrides,
     PerDevice,
     StopGrace,
     Storage,
@@ -62,14 +63,16 @@ def _quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _open(file: str | None, storage: str | None, name: str | None) -> Sweep:
-    """The sweep, or exit 2 with one line."""
+def _open(file: str | None, storage: str | None, name: str | None, overrides: list[str] | None = None) -> Sweep:
+    """The sweep (its file read with the same ``--set`` overrides it was run with), or exit 2 with one line."""
     from ademix_sweep.engine.storage import StorageError
     from ademix_sweep.results import read as results
 
     _quiet_optuna()
+    if overrides and file is None:
+        raise bad_input("--set: needs the sweep FILE it overrides")
     try:
-        return results.open_sweep(file, storage, name)
+        return results.open_sweep(file, storage, name, overrides)
     except SweepFileError as exc:
         raise bad_input(str(exc)) from None
     except (results.NoSweep, StorageError) as exc:
@@ -77,13 +80,13 @@ def _open(file: str | None, storage: str | None, name: str | None) -> Sweep:
 
 
 @app.command()
-def status(file: File = None, storage: Storage = None, name: Name = None) -> None:
+def status(file: File = None, storage: Storage = None, name: Name = None, overrides: Overrides = None) -> None:
     """Trials by state, budget used, best value and parameters, divergence rate, running trials."""
     from ademix_sweep.engine.urls import mask_url
     from ademix_sweep.results import read as results
     from ademix_sweep.results.checks import fairness_checks
 
-    sweep = _open(file, storage, name)
+    sweep = _open(file, storage, name, overrides)
     with _reading(file, sweep):
         stats = {opt: results.optimizer_status(study, sweep.budget) for opt, study in sweep.studies.items()}
         running = results.running_trials(sweep)
@@ -98,13 +101,14 @@ def best(
     file: File = None,
     storage: Storage = None,
     name: Name = None,
+    overrides: Overrides = None,
     optimizer: Annotated[str | None, typer.Option("--optimizer", help="Only this optimizer.")] = None,
 ) -> None:
     """The best configuration of each optimizer as YAML (for train --param, or your own script)."""
     from ademix_sweep.results import read as results
     from ademix_sweep.results.checks import fairness_checks
 
-    sweep = _open(file, storage, name)
+    sweep = _open(file, storage, name, overrides)
     if optimizer is not None and optimizer not in sweep.studies:
         raise bad_input(f"--optimizer {optimizer}: not in sweep {sweep.name!r} (expected {', '.join(sweep.studies)})")
     out = {}
@@ -124,6 +128,7 @@ def export(
     file: File = None,
     storage: Storage = None,
     name: Name = None,
+    overrides: Overrides = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
     output: Annotated[str | None, typer.Option("-o", "--output", help="File to write (default: print it).")] = None,
 ) -> None:
@@ -132,7 +137,7 @@ def export(
 
     if fmt not in ("csv", "json"):
         raise bad_input(f"--format {fmt}: expected csv or json")
-    sweep = _open(file, storage, name)
+    sweep = _open(file, storage, name, overrides)
     with _reading(file, sweep):
         columns, rows = results.all_rows(sweep)
     if fmt == "json":
@@ -162,12 +167,13 @@ def plot(
     file: File = None,
     storage: Storage = None,
     name: Name = None,
+    overrides: Overrides = None,
     output: Annotated[str, typer.Option("-o", "--output", help="Folder for the figures.")] = "plots",
 ) -> None:
     """PNG figures: best-so-far against compute, best curves, lr sensitivity, α against β3."""
     from ademix_sweep.results import plots
 
-    sweep = _open(file, storage, name)
+    sweep = _open(file, storage, name, overrides)
     try:
         with _reading(file, sweep):
             written = plots.write_all(sweep.studies, Path(output))
@@ -189,16 +195,20 @@ def compare(
     devices: Devices = "auto",
     per_device: PerDevice = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
+    overrides: Overrides = None,
     force: Force = False,
     stop_grace: StopGrace = STOP_GRACE_S,
 ) -> None:
     """Re-train each optimizer's best configuration(s) on the same K seeds; paired statistics."""
     opts = WorkerOptions(workers, devices, per_device, force, stop_grace)
     with ctrl_c_exits_130(file):
-        _compare(file, storage, seeds, top_k, opts, as_json)
+        _compare(file, storage, (seeds, top_k), opts, as_json, list(overrides or []))
 
 
-def _compare(file: str, storage: str | None, count: int, top_k: int, opts: WorkerOptions, as_json: bool) -> None:
+def _compare(
+    file: str, storage: str | None, counts: tuple[int, int], opts: WorkerOptions, as_json: bool, overrides: list[str]
+) -> None:
+    """``counts``: seeds per configuration, configurations per optimizer."""
     from ademix_sweep.engine.storage import StorageError
     from ademix_sweep.engine.study import SweepMismatch
     from ademix_sweep.results import rerun
@@ -207,8 +217,15 @@ def _compare(file: str, storage: str | None, count: int, top_k: int, opts: Worke
     _quiet_optuna()
     try:
         slots = partial(slots_for, opts)
+        count, top_k = counts
         plan = rerun.plan_compare(
-            file, slots=slots, storage=storage, seeds=count, top_k=top_k, stop_grace_s=opts.stop_grace_s
+            file,
+            slots=slots,
+            storage=storage,
+            seeds=count,
+            top_k=top_k,
+            stop_grace_s=opts.stop_grace_s,
+            overrides=overrides,
         )
     except SweepFileError as exc:
         raise bad_input(str(exc)) from None

@@ -9,7 +9,7 @@ the sweep's compare study (so an interrupted compare resumes), run the workers, 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,10 +59,11 @@ def plan_compare(
     seeds: int = 5,
     top_k: int = 1,
     stop_grace_s: float = STOP_GRACE_S,
+    overrides: Sequence[str] = (),
 ) -> ComparePlan:
     """Check the file against its stored sweep and enqueue the re-runs not yet there. Raises
     SweepFileError, NoSweep, StorageError, SweepMismatch or ValueError, one line each."""
-    sweep = open_sweep(file, storage, None)
+    sweep = open_sweep(file, storage, None, list(overrides))
     cfg = sweep.cfg
     assert cfg is not None  # opened from the file
     if callable(slots):
@@ -85,7 +86,7 @@ def plan_compare(
     spec = Spec(
         file,
         sweep.name,
-        (),
+        tuple(overrides),
         sweep.url,
         per_optimizer,
         tuple(sweep.studies),
