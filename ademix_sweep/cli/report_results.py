@@ -120,6 +120,8 @@ def compare(console: Console, name: str, result: dict[str, Any]) -> None:
             console.print(f"{opt} #{c['source_trial']}: {params_line(c['params'])}", highlight=False)
     for line in verdict(result):
         console.print(line, highlight=False)
+    if result.get("horizons"):
+        horizons(console, result["horizons"])
     if any(len(o["configs"]) > 1 for o in result["optimizers"].values()):
         console.print(
             "The configuration compared was picked by its mean on these same seeds: its figures are optimistic.",
@@ -167,6 +169,66 @@ def _paired_lines(p: dict[str, Any]) -> list[str]:
     return lines
 
 
+def horizons(console: Console, h: dict[str, Any]) -> None:
+    """The verdict at each run length: means, the paired difference, the steps to match; the headline."""
+    table = Table(title="at each run length (full runs, same seeds)", title_justify="left")
+    for column in ("steps", "AdEMAMix", "AdamW", "AdEMAMix − AdamW [95% t]", "AdamW to match AdEMAMix"):
+        table.add_column(column, justify="right")
+    for row in h["per_length"]:
+        cells = [f"{row['steps']:,}"]
+        for opt in ("ademamix", "adamw"):
+            o = row["optimizers"].get(opt) or {}
+            spread = f" ± {o['std']:.4f}" if o.get("std") else ""
+            cells.append("-" if o.get("mean") is None else f"{o['mean']:.4f}{spread}")
+        p = row["paired"]
+        if not p or p["ci95"] is None:
+            cells.append("-")
+        else:
+            cells.append(f"{p['mean_diff']:+.4f} [{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}]")
+        cells.append(_match_cell(row.get("adamw_to_match"), h["lengths"]))
+        table.add_row(*cells)
+    console.print(table)
+    for line in horizon_lines(h):
+        console.print(line, highlight=False)
+
+
+def _match_cell(m: dict[str, Any] | None, lengths: list[int]) -> str:
+    if not m:
+        return "-"
+    if m["kind"] == "beyond_longest":
+        return f"more than {lengths[-1]:,} steps"
+    if m["kind"] == "below_shortest":
+        return f"less than {lengths[0]:,} steps"
+    ci = m.get("ratio_ci95")
+    shown = "" if not ci else f" [{ci[0]:.2f}, {'∞' if ci[1] is None else f'{ci[1]:.2f}'}]"
+    return f"{m['steps']:,.0f} ({m['ratio']:.2f}×{shown})"
+
+
+def horizon_lines(h: dict[str, Any]) -> list[str]:
+    """The headline at the sweep's own length, and whether the gap grows with length."""
+    lines = []
+    base = next((row for row in h["per_length"] if row["steps"] == h["base"]), None)
+    m = base.get("adamw_to_match") if base else None
+    if m and m["kind"] == "interpolated":
+        ci = m.get("ratio_ci95")
+        shown = "" if not ci else f" [95% CI {ci[0]:.2f}, {'∞' if ci[1] is None else f'{ci[1]:.2f}'}]"
+        lines.append(
+            f"AdamW needs about {m['ratio']:.2f}× the steps{shown} to match AdEMAMix at {h['base']:,} steps "
+            f"(separate full runs; {PAPER})."
+        )
+    elif m:
+        lines.append(f"At {h['base']:,} steps AdamW needs {_match_cell(m, h['lengths'])} to match AdEMAMix.")
+    slope = h.get("gap_slope")
+    if slope:
+        low, high = slope["ci95"]
+        trend = "grows with length" if high < 0 else "shrinks with length" if low > 0 else "shows no clear trend"
+        lines.append(
+            f"The gap (AdEMAMix − AdamW) changes by {slope['slope_per_doubling']:+.4f} per doubling of the run "
+            f"[95% t {low:+.4f}, {high:+.4f}]: AdEMAMix's advantage {trend}."
+        )
+    return lines
+
+
 def checks(console: Console, found: list[Any]) -> None:
     """The fair-tuning checks that fired, one line each (docs/comparing.md explains them)."""
     for check in found:
@@ -179,7 +241,8 @@ def verdict(result: dict[str, Any]) -> list[str]:
     if p is None:
         return ["No paired comparison: it needs AdEMAMix and AdamW runs that finished on the same seeds."]
     lines = _paired_lines(p)
-    if r is not None:
+    if r is not None and not result.get("horizons"):  # several lengths measure it from separate runs instead
+        lines.append("Within one schedule (a quick estimate; --horizons measures it with separate full runs):")
         if r["kind"] == "estimate":
             lines.append(
                 f"AdEMAMix reaches AdamW's final loss ({r['target']:.4f}) at about step {r['step']:,.0f} "

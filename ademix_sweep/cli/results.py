@@ -11,6 +11,7 @@ import json
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -170,13 +171,14 @@ def plot(
     overrides: Overrides = None,
     output: Annotated[str, typer.Option("-o", "--output", help="Folder for the figures.")] = "plots",
 ) -> None:
-    """PNG figures: best-so-far against compute, best curves, lr sensitivity, α against β3."""
-    from ademix_sweep.results import plots
+    """PNG figures: best-so-far against compute, best curves, lr sensitivity, α against β3; and loss
+    against run length after compare --horizons."""
+    from ademix_sweep.results import horizons, plots
 
     sweep = _open(file, storage, name, overrides)
     try:
         with _reading(file, sweep):
-            written = plots.write_all(sweep.studies, Path(output))
+            written = plots.write_all(sweep.studies, Path(output), horizons.of_sweep(sweep))
     except OSError as exc:
         raise bad_input(f"{output}: cannot write figures there ({exc.strerror})") from None
     if not written:
@@ -194,21 +196,52 @@ def compare(
     workers: Workers = None,
     devices: Devices = "auto",
     per_device: PerDevice = 1,
+    horizons: Annotated[
+        str | None,
+        typer.Option(
+            "--horizons", help="Run lengths as multiples of train.steps, e.g. 0.5,1,2,4: each a full run, same seeds."
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="One more run length, in steps (with the sweep's own).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
     overrides: Overrides = None,
     force: Force = False,
     stop_grace: StopGrace = STOP_GRACE_S,
 ) -> None:
-    """Re-train each optimizer's best configuration(s) on the same K seeds; paired statistics."""
+    """Re-train each optimizer's best configuration(s) on the same K seeds, at one or several run
+    lengths; paired statistics, the steps AdamW needs to match AdEMAMix, fair-tuning checks."""
     opts = WorkerOptions(workers, devices, per_device, force, stop_grace)
+    lengths = CompareLengths(_horizons(horizons), steps)
     with ctrl_c_exits_130(file):
-        _compare(file, storage, (seeds, top_k), opts, as_json, list(overrides or []))
+        _compare(file, storage, (seeds, top_k, lengths), opts, as_json, list(overrides or []))
+
+
+@dataclass(frozen=True)
+class CompareLengths:
+    horizons: tuple[float, ...]  # multiples of train.steps
+    steps: int | None  # one more length, in steps
+
+
+def _horizons(raw: str | None) -> tuple[float, ...]:
+    if raw is None:
+        return ()
+    try:
+        return tuple(float(part) for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise bad_input(f"--horizons {raw}: expected multiples of train.steps such as 0.5,1,2,4") from None
 
 
 def _compare(
-    file: str, storage: str | None, counts: tuple[int, int], opts: WorkerOptions, as_json: bool, overrides: list[str]
+    file: str,
+    storage: str | None,
+    counts: tuple[int, int, CompareLengths],
+    opts: WorkerOptions,
+    as_json: bool,
+    overrides: list[str],
 ) -> None:
-    """``counts``: seeds per configuration, configurations per optimizer."""
+    """``counts``: seeds per configuration, configurations per optimizer, run lengths."""
     from ademix_sweep.engine.storage import StorageError
     from ademix_sweep.engine.study import SweepMismatch
     from ademix_sweep.results import rerun
@@ -217,7 +250,12 @@ def _compare(
     _quiet_optuna()
     try:
         slots = partial(slots_for, opts)
-        count, top_k = counts
+        count, top_k, lengths = counts
+        horizons = lengths.horizons
+        if lengths.steps is not None:
+            from ademix_sweep.engine.sweep import check_file
+
+            horizons = (*horizons, lengths.steps / check_file(file, overrides).train.steps)
         plan = rerun.plan_compare(
             file,
             slots=slots,
@@ -226,6 +264,7 @@ def _compare(
             top_k=top_k,
             stop_grace_s=opts.stop_grace_s,
             overrides=overrides,
+            horizons=horizons,
         )
     except SweepFileError as exc:
         raise bad_input(str(exc)) from None
@@ -237,7 +276,7 @@ def _compare(
     if rerun.pending(plan):
         console.print(
             f"compare [bold]{plan.sweep.name}[/]: {per_optimizer} run(s) per optimizer ({top_k} configuration(s) × "
-            f"{count} seed(s)), {plan.added} new; {len(plan.slots)} worker(s)",
+            f"{count} seed(s)) at {len(plan.lengths)} length(s), {plan.added} new; {len(plan.slots)} worker(s)",
             highlight=False,
         )
         outcome, _ = run_live(

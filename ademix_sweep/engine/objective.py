@@ -15,6 +15,7 @@ A diverged trial is COMPLETE with value +inf (samplers then avoid its region) an
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -47,7 +48,8 @@ from ademix_sweep.engine.attrs import (
     WORKER_RANK,
 )
 from ademix_sweep.engine.events import Event, Kind, OnEvent
-from ademix_sweep.engine.space import sample_hparams
+from ademix_sweep.engine.space import hparams_at_length, sample_hparams
+from ademix_sweep.sweepfile.scaling import scale_to
 from ademix_sweep.tasks.outcome import TrialInfo
 
 if TYPE_CHECKING:  # train imports torch: the parent of the workers does without it
@@ -127,16 +129,20 @@ def make_compare_objective(
         if run is None or _taken(study, trial.number, run):
             trial.set_user_attr(FAILURE, SURPLUS)  # no run left, or another copy of it ran
             raise Surplus
-        space = job.cfg.optimizers.spaces()[job.optimizer]
-        hparams = sample_hparams(optuna.trial.FixedTrial(run["params"]), space, job.cfg.train.steps)
+        space, steps = job.cfg.optimizers.spaces()[job.optimizer], job.cfg.train.steps
+        length = run.get("steps") or steps  # compare --horizons: a full run at another length
+        hparams = hparams_at_length(run["params"], space, steps, length)
+        if length != steps:
+            job = dataclasses.replace(job, cfg=scale_to(job.cfg, length))
         trial_run = _TrialRun(trial, job, base, emit, stopping, lambda: None, worker.logs, prune=False)
         return trial_run.run(hparams, run["seed"])
 
     return objective
 
 
-def run_key(run: dict[str, Any]) -> tuple[str, int, int]:
-    return (run["optimizer"], run["source_trial"], run["seed"])
+def run_key(run: dict[str, Any]) -> tuple[str, int, int, int | None]:
+    """A compare run: optimizer, configuration, seed and length (None: the sweep's own)."""
+    return (run["optimizer"], run["source_trial"], run["seed"], run.get("steps"))
 
 
 def _taken(study: optuna.Study, number: int, run: dict[str, Any]) -> bool:

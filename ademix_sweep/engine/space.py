@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from optuna.trial import FixedTrial
+
 from ademix_sweep.sweepfile.config import DEFAULT_LR, AdamWSpace, t_alpha_beta3_steps
 from ademix_sweep.sweepfile.dists import Dist
+from ademix_sweep.sweepfile.scaling import scaled
 
 PLAIN_ATTRS = ("beta1", "beta2", "beta3")  # sampled in their own units, stored under their plain names too
 STEPS_ATTR = "t_alpha_beta3_steps"
@@ -75,6 +78,20 @@ def sample_hparams(trial: TrialLike, space: AdamWSpace, train_steps: int) -> dic
             value = t_alpha_beta3_steps(value, train_steps)
             trial.set_user_attr(STEPS_ATTR, value)
         hparams[name] = value
+    return hparams
+
+
+def hparams_at_length(params: Mapping[str, Any], space: AdamWSpace, steps: int, new_steps: int) -> dict[str, Any]:
+    """The hyperparameters of a trial of a ``steps``-step sweep (its stored ``params``) for a run
+    of ``new_steps`` steps: a ``t_alpha_beta3`` fraction is resolved against the new length, one
+    written in steps scales with it (sweepfile.scaling's rule)."""
+    hparams = sample_hparams(FixedTrial(dict(params)), space, new_steps)
+    written = params.get("t_alpha_beta3")
+    dist = dict(space).get("t_alpha_beta3")
+    if written is None and dist is not None and dist.kind == "const":
+        written = dist.values[0]
+    if isinstance(written, int) and not isinstance(written, bool) and new_steps != steps:
+        hparams["t_alpha_beta3"] = scaled(written, steps, new_steps) or None
     return hparams
 
 

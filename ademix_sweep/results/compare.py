@@ -41,9 +41,13 @@ def compare_seeds(sweep_seed: int, count: int) -> list[int]:
     return [sweep_seed + SEED_OFFSET + i for i in range(count)]
 
 
-def plan(studies: dict[str, optuna.Study], top_k: int, seeds: list[int]) -> list[dict[str, Any]]:
-    """One run per optimizer, top-k configuration and seed; ValueError if an optimizer has none.
-    Seed by seed, so that an interrupted compare leaves pairs, not one optimizer's runs."""
+def plan(
+    studies: dict[str, optuna.Study], top_k: int, seeds: list[int], lengths: list[int | None] | None = None
+) -> list[dict[str, Any]]:
+    """One run per optimizer, top-k configuration, seed and length (None: the sweep's own; other
+    lengths only for the top configuration); ValueError if an optimizer has none. Shortest length
+    first, then seed by seed, so that an interrupted compare leaves pairs, not one optimizer's runs."""
+    lengths = lengths or [None]
     tops = {}
     for opt, study in studies.items():
         tops[opt] = top_trials(study, top_k)
@@ -57,9 +61,11 @@ def plan(studies: dict[str, optuna.Study], top_k: int, seeds: list[int]) -> list
             "seed": seed,
             "params": trial.params,  # as stored: what the worker re-samples from
             "hparams": hyperparameters(trial),  # plain names and units, for people
+            **({} if length is None else {"steps": length}),
         }
+        for length in lengths
         for seed in seeds
-        for rank in range(top_k)
+        for rank in range(top_k if length is None else 1)
         for opt, top in tops.items()
         if rank < len(top)
         for trial in (top[rank],)
@@ -137,9 +143,11 @@ class Config:
         return statistics.stdev(self.finite.values()) if len(self.finite) > 1 else None
 
 
-def gather(study: optuna.Study, runs: list[dict[str, Any]]) -> dict[str, list[Config]]:
-    """The planned runs' results, the first complete trial of each, per optimizer and configuration."""
+def gather(study: optuna.Study, runs: list[dict[str, Any]], steps: int | None = None) -> dict[str, list[Config]]:
+    """The planned runs' results at one length (None: the sweep's own), the first complete trial
+    of each, per optimizer and configuration."""
     configs: dict[tuple[str, int], Config] = {}
+    runs = [run for run in runs if run.get("steps") == steps]
     for run in runs:
         configs.setdefault(
             (run["optimizer"], run["source_trial"]),

@@ -124,10 +124,48 @@ FIGURES: dict[str, Callable[[Studies], Figure | None]] = {
 }
 
 
-def write_all(studies: Studies, out: Path) -> list[Path]:
-    """Every figure that has data, as PNG; and Optuna's HTML views when plotly is installed."""
+def loss_vs_length(h: dict[str, Any]) -> Figure:
+    """Final validation loss against run length (full runs), mean and spread over seeds, the points
+    where AdamW matches AdEMAMix marked (the paper's Figure 3b); and the ratio against length."""
+    fig = Figure(figsize=(11, 4.5))
+    ax, ratio_ax = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    lengths = [row["steps"] for row in h["per_length"]]
+    for opt, color in (("ademamix", "C0"), ("adamw", "C1")):
+        stats = [row["optimizers"].get(opt) or {} for row in h["per_length"]]
+        means = [s.get("mean") or math.nan for s in stats]
+        spread = [s.get("std") or 0.0 for s in stats]
+        ax.plot(lengths, means, "o-", color=color, label=opt)
+        ax.fill_between(lengths, [m - d for m, d in zip(means, spread, strict=True)],
+                        [m + d for m, d in zip(means, spread, strict=True)], color=color, alpha=0.2)  # fmt: skip
+    ratios = []
+    for row in h["per_length"]:
+        m = row.get("adamw_to_match") or {}
+        if m.get("kind") == "interpolated":
+            target = row["optimizers"]["ademamix"]["mean"]
+            ax.plot([row["steps"], m["steps"]], [target, target], ":", color="gray")
+            ax.plot([m["steps"]], [target], "x", color="C1")
+            ratios.append((row["steps"], m["ratio"]))
+    ax.set_xscale("log")
+    ax.set(xlabel="training steps (separate full runs)", ylabel="final validation loss", title="loss by run length")
+    ax.legend()
+    if ratios:
+        ratio_ax.plot(*zip(*ratios, strict=True), "o-", color="C2")
+    ratio_ax.axhline(1.0, color="gray", lw=0.8)
+    ratio_ax.set_xscale("log")
+    ratio_ax.set(xlabel="AdEMAMix's run length (steps)", ylabel="AdamW steps to match / steps", title="steps ratio")
+    fig.tight_layout()
+    return fig
+
+
+def write_all(studies: Studies, out: Path, lengths: dict[str, Any] | None = None) -> list[Path]:
+    """Every figure that has data, as PNG; and Optuna's HTML views when plotly is installed.
+    ``lengths``: a compare's summary over several run lengths (``horizons.stored``), drawn too."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
+    if lengths is not None:
+        path = out / "loss_vs_length.png"
+        loss_vs_length(lengths).savefig(path, dpi=120)
+        written.append(path)
     for name, make in FIGURES.items():
         fig = make(studies)
         if fig is not None:

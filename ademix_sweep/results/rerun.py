@@ -24,6 +24,7 @@ from ademix_sweep.engine.study import check_same_sweep
 from ademix_sweep.engine.sweep import gpus_per_trial, trial_timeout
 from ademix_sweep.engine.urls import logs_dir
 from ademix_sweep.engine.workers import Outcome, run_sweep
+from ademix_sweep.results import horizons
 from ademix_sweep.results.checks import compare_checks, fairness_checks
 from ademix_sweep.results.compare import (
     Config,
@@ -49,6 +50,7 @@ class ComparePlan:
     added: int  # runs enqueued by this plan (0 when resuming a finished compare)
     spec: Spec
     slots: list[Slot]
+    lengths: list[int | None]  # compare --horizons: the run lengths (None: the sweep's own), shortest first
 
 
 def plan_compare(
@@ -60,6 +62,7 @@ def plan_compare(
     top_k: int = 1,
     stop_grace_s: float = STOP_GRACE_S,
     overrides: Sequence[str] = (),
+    horizons: Sequence[float] = (),
 ) -> ComparePlan:
     """Check the file against its stored sweep and enqueue the re-runs not yet there. Raises
     SweepFileError, NoSweep, StorageError, SweepMismatch or ValueError, one line each."""
@@ -69,7 +72,8 @@ def plan_compare(
     if callable(slots):
         slots = slots(gpus_per_trial(cfg))
     seed_list = compare_seeds(cfg.seed, seeds)
-    runs = plan(sweep.studies, top_k, seed_list)
+    lengths = run_lengths(cfg.train.steps, horizons)
+    runs = plan(sweep.studies, top_k, seed_list, lengths)
     checks = seed_checks(sweep.studies, cfg.seed) if isinstance(cfg.task, CommandTask) else []
     for opt, study in sweep.studies.items():
         check_same_sweep(study, cfg, opt)
@@ -95,7 +99,29 @@ def plan_compare(
         stop_grace_s=stop_grace_s,
         logs=logs_dir(sweep.url, sweep.name),
     )
-    return ComparePlan(sweep, seed_list, runs, checks, study, added, spec, slots)
+    return ComparePlan(sweep, seed_list, runs, checks, study, added, spec, slots, lengths)
+
+
+def run_lengths(steps: int, horizons: Sequence[float]) -> list[int | None]:
+    """The lengths ``--horizons`` asks for (multiples of ``train.steps``), the sweep's own always
+    among them (as None), shortest first; ValueError for a horizon that gives no step."""
+    lengths = {steps}
+    for h in horizons:
+        if not h > 0 or round(h * steps) < 1:
+            raise ValueError(f"--horizons {h:g}: expected multiples of train.steps above 0 (such as 0.5,1,2,4)")
+        lengths.add(round(h * steps))
+    return [None if n == steps else n for n in sorted(lengths)]
+
+
+def length_values(plan: ComparePlan) -> dict[str, dict[int, dict[int, float]]]:
+    """optimizer -> length -> seed -> final loss of its top configuration, at every length run."""
+    base = plan.sweep.cfg.train.steps if plan.sweep.cfg else 0
+    out: dict[str, dict[int, dict[int, float]]] = {}
+    for length in plan.lengths:
+        for opt, configs in gather(plan.study, plan.runs, length).items():
+            top = min(configs, key=lambda c: c.rank)
+            out.setdefault(opt, {})[length or base] = dict(top.values)
+    return out
 
 
 def pending(plan: ComparePlan) -> bool:
@@ -123,13 +149,15 @@ def gathered(plan: ComparePlan) -> dict[str, list[Config]]:
 def figures(plan: ComparePlan) -> dict[str, Figures]:
     """Each optimizer's progress for a live view: runs done, diverged, the best mean so far."""
     out, every = {}, gathered(plan)
+    at_lengths = [gather(plan.study, plan.runs, length) for length in plan.lengths]
     for opt in plan.spec.optimizers:
         configs = every.get(opt, [])
         means = [(c.mean, c.source_trial) for c in configs if c.mean is not None]
         best = min(means) if means else (None, None)
+        done = [c for found in at_lengths for c in found.get(opt, [])]
         out[opt] = Figures(
-            finished=sum(len(c.values) for c in configs),
-            diverged=sum(c.diverged for c in configs),
+            finished=sum(len(c.values) for c in done),
+            diverged=sum(c.diverged for c in done),
             best_value=best[0],
             best_number=best[1],
         )
@@ -141,4 +169,7 @@ def compare_summary(plan: ComparePlan) -> dict[str, Any]:
     every = gathered(plan)
     out = summary(every, plan.seeds, seed_agreement(plan.study, plan.checks, plan.sweep.studies))
     out["checks"] = fairness_checks(plan.sweep.studies, plan.sweep.cfg) + compare_checks(out, every)
+    if len(plan.lengths) > 1 and plan.sweep.cfg is not None:
+        base = plan.sweep.cfg.train.steps
+        out["horizons"] = horizons.summary(length_values(plan), [n or base for n in plan.lengths], base)
     return out
