@@ -99,3 +99,28 @@ def test_compare_at_several_lengths_and_its_figure(tmp_path):
     assert bad.returncode == 2 and "--horizons 0.5,x: expected multiples of train.steps" in bad.stderr
     plotted = cli(tmp_path, "plot", "rb.yaml", "-o", "figs")
     assert plotted.returncode == 0 and "figs/loss_vs_length.png" in plotted.stdout
+
+
+def test_steps_on_run_and_train_scales_the_file_by_the_same_rule(tmp_path):
+    from ademix_sweep.sweepfile.config import load_sweep
+    from ademix_sweep.sweepfile.scaling import steps_overrides
+
+    text = SWEEP.replace("beta3: {half_life: [20, 200]}", "beta3: {half_life: [20, 200]}\n    t_alpha_beta3: 200")
+    (tmp_path / "rb.yaml").write_text(text.replace("eval_every: 50,", "eval_every: 50, warmup_steps: 20,"))
+    cfg = load_sweep(tmp_path / "rb.yaml")
+    sets = steps_overrides(cfg, 60)
+    assert sets == [
+        "train.steps=60",
+        "train.eval_every=15",
+        "train.warmup_steps=6",
+        "pruner.min_steps=0",
+        "optimizers.ademamix.t_alpha_beta3=60",
+    ]
+    scaled = load_sweep(tmp_path / "rb.yaml", sets)
+    assert scaled.train == scale_to(cfg, 60).train  # the file reads as the rule's run
+    trained = cli(tmp_path, "train", "rb.yaml", "--optimizer", "ademamix", "--steps", "60", "--json")
+    assert trained.returncode == 0, trained.stderr
+    result = json.loads(trained.stdout)
+    assert [step for step, _ in result["val_curve"]] == [15, 30, 45, 60] and result["hparams"]["t_alpha_beta3"] == 60
+    ran = cli(tmp_path, "run", "rb.yaml", "--steps", "60", "--trials", "1", "--set", "name=rb60")
+    assert ran.returncode == 0, ran.stderr

@@ -42,6 +42,12 @@ Storage = Annotated[str | None, typer.Option("--storage", help="Optuna storage U
 Workers = Annotated[int | None, typer.Option("--workers", min=1, help="CPU worker processes (default 1).")]
 Devices = Annotated[str, typer.Option("--devices", help="auto, cpu, or GPU numbers like 0,2.")]
 PerDevice = Annotated[int, typer.Option("--workers-per-device", min=1, help="Workers per GPU.")]
+Steps = Annotated[
+    int | None,
+    typer.Option(
+        "--steps", min=1, help="Train for N steps, scaling eval_every, warm-up and pruning start to match (a full run)."
+    ),
+]
 GpusPerTrial = Annotated[
     int | None,
     typer.Option("--gpus-per-trial", min=0, help="GPUs per trial of a command task (default: its gpus_per_trial, 1)."),
@@ -97,6 +103,20 @@ class WorkerOptions:
     per_device: int = 1
     force: bool = False
     stop_grace_s: float = STOP_GRACE_S
+
+
+def with_steps(file: str, overrides: list[str], steps: int | None) -> list[str]:
+    """``overrides`` plus the ``--set`` ones that make the file's runs ``steps`` long (scaling rule)."""
+    if steps is None:
+        return overrides
+    from ademix_sweep.sweepfile.config import load_sweep
+    from ademix_sweep.sweepfile.scaling import steps_overrides
+    from ademix_sweep.sweepfile.yamlio import SweepFileError
+
+    try:
+        return [*overrides, *steps_overrides(load_sweep(file, overrides), steps)]
+    except SweepFileError as exc:
+        raise bad_input(str(exc)) from None
 
 
 def slots_for(opts: WorkerOptions, gpus_per_trial: int = 1) -> list[Slot]:

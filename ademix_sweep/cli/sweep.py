@@ -19,6 +19,7 @@ from ademix_sweep.cli.base import (
     GpusPerTrial,
     Overrides,
     PerDevice,
+    Steps,
     StopGrace,
     Storage,
     WorkerOptions,
@@ -29,6 +30,7 @@ from ademix_sweep.cli.base import (
     finish,
     run_live,
     slots_for,
+    with_steps,
 )
 from ademix_sweep.engine.contract import STOP_GRACE_S
 from ademix_sweep.engine.sweep import check_file
@@ -96,13 +98,14 @@ def train_command(
         typer.Option("--param", metavar="NAME=VALUE", help="Set a hyperparameter, e.g. --param lr=3e-3 (repeatable)."),
     ] = None,
     overrides: Overrides = None,
+    steps: Steps = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
     seed: Annotated[int | None, typer.Option("--seed", min=0, help="Default: the file's seed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")] = False,
 ) -> None:
     """Train one configuration: the file's constants, --param values, defaults for the rest."""
     try:
-        _train(file, optimizer, params or [], overrides or [], device, seed, as_json)
+        _train(file, optimizer, params or [], with_steps(file, overrides or [], steps), device, seed, as_json)
     except KeyboardInterrupt:  # at any point, imports and data loading included
         typer.echo(f"{file}: interrupted", err=True)
         raise typer.Exit(130) from None
@@ -151,13 +154,14 @@ def run(
     devices: Devices = "auto",
     per_device: PerDevice = 1,
     gpus_per_trial: GpusPerTrial = None,
+    steps: Steps = None,
     overrides: Overrides = None,
     force: Force = False,
     stop_grace: StopGrace = STOP_GRACE_S,
 ) -> None:
     """Run a sweep (or resume it): both optimizers, equal budgets, one worker per GPU or CPU slot."""
     opts = WorkerOptions(workers, devices, per_device, force, stop_grace)
-    overrides = list(overrides or [])
+    overrides = with_steps(file, list(overrides or []), steps)
     if gpus_per_trial is not None:
         overrides.append(f"task.gpus_per_trial={gpus_per_trial}")
     with ctrl_c_exits_130(file):

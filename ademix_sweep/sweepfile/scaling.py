@@ -33,3 +33,24 @@ def scale_to(cfg: SweepConfig, steps: int) -> SweepConfig:
     )
     pruner = cfg.pruner.model_copy(update={"min_steps": scaled(cfg.pruner.min_steps, old, steps)})
     return cfg.model_copy(update={"train": train, "pruner": pruner})
+
+
+def steps_overrides(cfg: SweepConfig, steps: int) -> list[str]:
+    """The ``--set`` overrides that make ``cfg`` a full run of ``steps`` steps by the rule above
+    (what ``run --steps`` and ``train --steps`` add): the train and pruner fields, and an
+    AdEMAMix ``t_alpha_beta3`` written in steps."""
+    new = scale_to(cfg, steps)
+    out = [
+        f"train.steps={steps}",
+        f"train.eval_every={new.train.eval_every}",
+        f"train.warmup_steps={new.train.warmup_steps}",
+        f"pruner.min_steps={new.pruner.min_steps}",
+    ]
+    for name, space in cfg.optimizers.spaces().items():
+        dist = dict(space).get("t_alpha_beta3")
+        if dist is None or not all(isinstance(v, int) and not isinstance(v, bool) for v in dist.values):
+            continue  # a fraction: it scales by itself
+        values = [scaled(v, cfg.train.steps, steps) for v in dist.values]
+        written = str(values[0]) if dist.kind == "const" else f"{{{dist.kind}: [{', '.join(map(str, values))}]}}"
+        out.append(f"optimizers.{name}.t_alpha_beta3={written}")
+    return out
