@@ -86,7 +86,9 @@ def test_budgets_and_finished_counts_that_differ():
 def test_too_few_trials_for_the_samplers_start_up_and_all_diverged():
     studies = {"adamw": _study([1.0, 2.0, 3.0], [0.01, 0.02, 0.03])}
     (check,) = fairness_checks(studies, _cfg("tpe"))
-    assert check["kind"] == "startup" and "3 complete trial(s), fewer than the tpe sampler's 10" in check["message"]
+    assert check["kind"] == "startup" and "3 finished trial(s), fewer than the tpe sampler's 10" in check["message"]
+    pruned = [TrialState.COMPLETE, TrialState.COMPLETE] + [TrialState.PRUNED] * 8  # TPE counts pruned ones too
+    assert fairness_checks({"adamw": _study([1.0] * 10, [0.01] * 10, states=pruned)}, _cfg("tpe")) == []
     assert fairness_checks(studies, _cfg("random")) == []
     studies = {"adamw": _study([math.inf, math.inf], [0.01, 0.02])}
     assert [c["kind"] for c in fairness_checks(studies)] == ["diverged"]

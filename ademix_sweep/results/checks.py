@@ -7,7 +7,7 @@ docs/comparing.md says what each means and what to do.
   one_minus_log): the optimum may lie outside the range;
 - ``budget``: the optimizers have different budgets or, once the sweep is done, different numbers
   of finished trials;
-- ``startup``: fewer complete trials than the sampler's random start-up phase (TPE: 10);
+- ``startup``: fewer trials than the sampler counts toward its random start-up (TPE: 10 finished);
 - ``diverged``: every complete trial of an optimizer diverged (its best value is +inf).
 
 ``compare`` adds its own: top configurations within noise of each other, a deterministic task.
@@ -99,11 +99,14 @@ def _diverged(optimizer: str, study: optuna.Study) -> list[Check]:
 
 def _startup(optimizer: str, study: optuna.Study, cfg: SweepConfig) -> list[Check]:
     startup = cfg.sampler.startup_trials if cfg.sampler.startup_trials is not None else STARTUP.get(cfg.sampler.type)
-    complete = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    if not startup or complete >= startup:
+    # what the sampler counts toward its start-up: TPE finished trials (pruned too), CMA-ES complete ones
+    states = (TrialState.COMPLETE, TrialState.PRUNED) if cfg.sampler.type == "tpe" else (TrialState.COMPLETE,)
+    done = len(study.get_trials(deepcopy=False, states=states))
+    if not startup or done >= startup:
         return []
+    kind = "finished" if cfg.sampler.type == "tpe" else "complete"
     message = (
-        f"{optimizer} has {complete} complete trial(s), fewer than the {cfg.sampler.type} sampler's {startup} "
+        f"{optimizer} has {done} {kind} trial(s), fewer than the {cfg.sampler.type} sampler's {startup} "
         "random start-up trials: its search has not used its model yet (raise budget.trials)"
     )
     return [Check(kind="startup", optimizer=optimizer, message=message)]
