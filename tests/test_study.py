@@ -95,6 +95,8 @@ def test_new_study_records_the_sweep_and_a_same_file_resumes(tmp_path):
     assert meta["data_fingerprint"] == "fp1" and meta["identity_hash"] == identity_hash(meta["identity"])
     assert meta["identity"]["space"]["alpha"] == ["uniform", [1, 10]]
     assert meta["torch_version"].startswith("2.") and meta["optuna_version"].startswith("5.")
+    stored = optuna.load_study(storage=f"sqlite:///{tmp_path / 's.db'}", study_name="rosenbrock.ademamix")
+    assert stored.metric_names == ["val_loss"]  # what optuna-dashboard shows instead of "Objective 0"
     bigger = load_sweep(ROSEN, ["budget.trials=500", "storage=sqlite:///elsewhere.db"])
     again = create_or_resume(storage, bigger, "ademamix", "fp1")  # budget and storage may change
     assert again._study_id == study._study_id

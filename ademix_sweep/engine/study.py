@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from importlib import metadata
 from typing import Any
 
@@ -103,6 +104,10 @@ def create_or_resume(
     )
     if study.user_attrs.get(ATTR) is None:
         study.set_user_attr(ATTR, study_metadata(cfg, optimizer, data_fingerprint))
+    if study.metric_names != [cfg.metric]:  # optuna-dashboard shows it instead of "Objective 0"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([cfg.metric])
     stored = check_same_sweep(study, cfg, optimizer)
     if data_fingerprint is not None and stored.get("data_fingerprint") is None:
         study.set_user_attr(ATTR, {**stored, "data_fingerprint": data_fingerprint})
