@@ -26,3 +26,16 @@ def test_python_dash_m_and_console_script() -> None:
     assert out.returncode == 0 and out.stdout.strip() == f"ademix-sweep {__version__}"
     out = subprocess.run(["ademix-sweep", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and __version__ in out.stdout
+
+
+def test_help_lists_commands_in_workflow_order_and_flags_without_a_type():
+    import re
+
+    runner = CliRunner()
+    text = runner.invoke(app, ["--help"], env={"COLUMNS": "100"}).output
+    listed = re.findall(r"^│ (\w+)\s{2,}", text.split("Commands")[1], flags=re.M)
+    assert listed == ["init", "validate", "run", "status", "compare", "best", "plot", "export", "train", "schema"]
+    assert "<bool>" not in text
+    compare = runner.invoke(app, ["compare", "--help"], env={"COLUMNS": "100"}).output
+    assert re.search(r"--json\s+Print the result", compare) and "<bool>" not in compare
+    assert re.search(r"--seeds\s+<int", compare)  # options that take a value still show their type

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup, TyperOption
 
 from ademix_sweep import __version__
 from ademix_sweep.cli import report
@@ -25,11 +26,31 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound="Figures")  # the figures the live view shows: a sweep's status or a compare's progress
 
+WORKFLOW = ("init", "validate", "run", "status", "compare", "best", "plot", "export", "train", "schema")
+
+
+class _InWorkflowOrder(TyperGroup):
+    """``--help`` lists the commands in the order a user meets them, not the order they are defined."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda name: (WORKFLOW.index(name) if name in WORKFLOW else len(WORKFLOW), name))
+
+
+def _flag_type(self: TyperOption, ctx: Any) -> str | None:
+    """No type beside a flag that takes no value (``--json``, not ``--json <bool>``)."""
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+_option_type = TyperOption.display_type_rich
+TyperOption.display_type_rich = _flag_type  # type: ignore[method-assign]
+
 app = typer.Typer(
     name="ademix-sweep",
     help="Tune and compare the AdEMAMix optimizer against AdamW.",
     no_args_is_help=True,
     add_completion=False,
+    cls=_InWorkflowOrder,
 )
 
 Overrides = Annotated[

@@ -171,8 +171,7 @@ def plot(
     overrides: Overrides = None,
     output: Annotated[str, typer.Option("-o", "--output", help="Folder for the figures.")] = "plots",
 ) -> None:
-    """PNG figures: best-so-far against compute, best curves, lr sensitivity, α against β3; and loss
-    against run length after compare --horizons."""
+    """PNG figures: best so far, best curves, lr sensitivity, α against β3, loss against run length."""
     from ademix_sweep.results import horizons, plots
 
     sweep = _open(file, storage, name, overrides)
@@ -210,8 +209,10 @@ def compare(
     force: Force = False,
     stop_grace: StopGrace = STOP_GRACE_S,
 ) -> None:
-    """Re-train each optimizer's best configuration(s) on the same K seeds, at one or several run
-    lengths; paired statistics, the steps AdamW needs to match AdEMAMix, fair-tuning checks."""
+    """Re-train each optimizer's best configuration(s) on the same seeds, at one or several run lengths.
+
+    Paired statistics, the steps AdamW needs to match AdEMAMix, fair-tuning checks (docs/comparing.md).
+    """
     opts = WorkerOptions(workers, devices, per_device, force, stop_grace)
     lengths = CompareLengths(_horizons(horizons), steps)
     with ctrl_c_exits_130(file):
