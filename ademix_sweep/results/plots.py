@@ -6,7 +6,11 @@ interactive HTML through Optuna's plotly views when plotly is installed.
   method that needs more tuning shows it.
 - ``best_curves.png``: the validation curves of each optimizer's best trial.
 - ``lr_sensitivity.png``: final loss against learning rate for both (diverged trials as x).
-- ``alpha_beta3.png``: AdEMAMix's α against β3 (as 1 − β3, log scale), coloured by final loss.
+- ``alpha_beta3.png``: AdEMAMix's α against β3 (as 1 − β3, log scale), coloured by final loss;
+  pruned trials as grey crosses (where the pruner stopped them).
+
+A loss axis is logarithmic when the losses drawn span more than two decades (the Rosenbrock
+sweep: 11 down to 2e-7), where a linear axis would put every good trial at 0.
 """
 
 from __future__ import annotations
@@ -17,19 +21,32 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from optuna.trial import TrialState
 
 from ademix_sweep.results.read import best_trial, duration_s, finite_trial, hyperparameters
 
 COLORS = {"ademamix": "tab:blue", "adamw": "tab:orange"}
+DECADES = 2  # a loss axis spanning more than this many decades is drawn on a log scale
 Studies = dict[str, optuna.Study]
+
+
+def log_scale(values: list[float]) -> bool:
+    """Whether losses this far apart read better on a log axis (all positive, > DECADES decades)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > 10**DECADES
+
+
+def _loss_axis(ax: Any, values: list[float]) -> None:
+    if log_scale(values):
+        ax.set_yscale("log")
 
 
 
 def best_so_far(studies: Studies) -> Figure | None:
     fig, ax = _axes()
-    drawn = False
+    drawn, every = False, []
     for opt, study in studies.items():
         ended = [t for t in study.get_trials(deepcopy=False) if t.datetime_complete and t.datetime_start]
         ended.sort(key=lambda t: t.datetime_complete)
@@ -43,21 +60,23 @@ def best_so_far(studies: Studies) -> Figure | None:
                 ys.append(best)
         if xs:
             ax.step(xs, ys, where="post", label=opt, color=COLORS.get(opt))
-            drawn = True
+            drawn, every = True, every + ys
+    _loss_axis(ax, every)
     ax.set(xlabel="cumulative compute (s)", ylabel="best validation loss so far", title="Tuning efficiency")
     return _done(fig, ax, drawn)
 
 
 def best_curves(studies: Studies) -> Figure | None:
     fig, ax = _axes()
-    drawn = False
+    drawn, every = False, []
     for opt, study in studies.items():
         best = best_trial(study)
         if best is not None and best.intermediate_values:
             steps = sorted(best.intermediate_values)
             values = [best.intermediate_values[s] for s in steps]
             ax.plot(steps, values, marker="o", ms=3, label=f"{opt} #{best.number}", color=COLORS.get(opt))
-            drawn = True
+            drawn, every = True, every + values
+    _loss_axis(ax, every)
     ax.set(xlabel="step", ylabel="validation loss", title="Best trials")
     return _done(fig, ax, drawn)
 
@@ -79,6 +98,7 @@ def lr_sensitivity(studies: Studies) -> Figure | None:
             ax.scatter(lrs, [ceiling] * len(bad), marker="x", color=COLORS.get(opt), label=f"{opt} diverged")
             drawn = True
     ax.set_xscale("log")
+    _loss_axis(ax, finite)
     ax.set(xlabel="learning rate", ylabel="final validation loss", title="Learning-rate sensitivity")
     return _done(fig, ax, drawn)
 
@@ -87,16 +107,26 @@ def alpha_beta3(studies: Studies) -> Figure | None:
     study = studies.get("ademamix")
     if study is None:
         return None
-    points = []
-    for t in study.get_trials(deepcopy=False):
+    points, pruned = [], []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
         hp = hyperparameters(t)
-        if finite_trial(t) and isinstance(hp.get("alpha"), float | int) and isinstance(hp.get("beta3"), float):
+        if not (isinstance(hp.get("alpha"), float | int) and isinstance(hp.get("beta3"), float)):
+            continue
+        if finite_trial(t):
             points.append((hp["alpha"], 1.0 - hp["beta3"], t.value))
-    if len({(a, b) for a, b, _ in points}) < 2:
+        elif t.state == TrialState.PRUNED:
+            pruned.append((hp["alpha"], 1.0 - hp["beta3"]))
+    if len({(a, b) for a, b, _ in points} | set(pruned)) < 2:
         return None  # alpha and beta3 were not both searched
     fig, ax = _axes()
-    dots = ax.scatter([p[0] for p in points], [p[1] for p in points], c=[p[2] for p in points], cmap="viridis_r", s=28)
-    fig.colorbar(dots, ax=ax, label="final validation loss")
+    values = [p[2] for p in points]
+    norm = LogNorm() if log_scale(values) else None
+    dots = ax.scatter([p[0] for p in points], [p[1] for p in points], c=values, cmap="viridis_r", s=28, norm=norm)
+    if points:
+        fig.colorbar(dots, ax=ax, label="final validation loss")
+    if pruned:
+        ax.scatter([a for a, _ in pruned], [b for _, b in pruned], marker="x", color="0.55", s=22, label="pruned")
+        ax.legend()
     ax.set_yscale("log")
     ax.set(xlabel="α", ylabel="1 − β3", title="AdEMAMix: α against β3")
     fig.tight_layout()
