@@ -150,9 +150,10 @@ def test_sweep_view_live_table_lists_running_trials():
     base = {"rank": 0, "optimizer": "ademamix", "trial": 2, "time": 0.0}
     view.event(decode({**base, "kind": "start", "device": "cuda:1", "steps": 2000}))
     view.event(decode({**base, "kind": "eval", "step": 500, "steps": 2000, "value": 2.3456}))
-    view.update({"ademamix": _stats(finished=3), "adamw": _stats(finished=1)})
+    view.update({"ademamix": _stats(finished=3), "adamw": _stats(finished=1)}, "time left: about 4m10s (...)")
     rendered = io.StringIO()
     Console(file=rendered, width=120).print(view._render())
     text = rendered.getvalue()
+    assert "time left: about 4m10s (...)" in text
     assert re.search(r"0\s+│\s+cuda:1\s+│\s+ademamix #2\s+│\s+500/2000\s+│\s+2\.3456", text)
     assert "3/4" in text and "best 1.2346 (#3)  diverged 1" in text

@@ -160,10 +160,11 @@ def run_live(
     total: int,
     start: Callable[[OnEvent, Callable[[], None]], Outcome],
     figures: Callable[[], Mapping[str, F]],
+    eta: Callable[[], str] = lambda: "",
 ) -> tuple[Outcome, Mapping[str, F]]:
     """``start(on_event, on_tick)`` runs the workers under the live view, which shows
-    ``figures()``; bad input found on the way exits 2 with one line. Returns how the workers
-    ended and the final figures."""
+    ``figures()`` and ``eta()`` (time left, in words); bad input found on the way exits 2 with one
+    line. Returns how the workers ended and the final figures."""
     import optuna
 
     from ademix_sweep.engine import storage
@@ -174,7 +175,7 @@ def run_live(
     bad = ""
     with report.SweepView(console, total, plan.spec.optimizers) as view:
         try:
-            outcome = start(view.event, lambda: view.update(figures()))
+            outcome = start(view.event, lambda: view.update(figures(), eta()))
             with storage.storage_errors(plan.spec.storage):
                 final = storage.retrying(figures)  # the database may be coming back from a restart
             view.update(final)

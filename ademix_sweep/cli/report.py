@@ -12,6 +12,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from ademix_sweep.cli.report_results import number, params_line
 from ademix_sweep.sweepfile.config import SweepConfig, free_dimensions, t_alpha_beta3_steps
@@ -172,6 +173,7 @@ class SweepView:
         self.live_mode = console.is_terminal if live is None else live
         self.running: dict[tuple[int, str, int], _Running] = {}
         self.stats: Mapping[str, Figures] = {}
+        self.eta = ""  # time left, in words (results.eta), under the bars
         self.bars = Progress(
             TextColumn("{task.description:>9}"),
             BarColumn(),
@@ -206,8 +208,8 @@ class SweepView:
         elif e.kind in self.PLAIN:
             self.console.print(plain_line(e), highlight=False, markup=False, soft_wrap=True)  # a log line: unwrapped
 
-    def update(self, stats: Mapping[str, Figures]) -> None:
-        self.stats = stats
+    def update(self, stats: Mapping[str, Figures], eta: str = "") -> None:
+        self.stats, self.eta = stats, eta
         for opt, s in stats.items():
             best = "-" if s["best_value"] is None else f"{s['best_value']:.4f} (#{s['best_number']})"
             self.bars.update(self.ids[opt], completed=s["finished"], extra=f"best {best}  diverged {s['diverged']}")
@@ -223,7 +225,7 @@ class SweepView:
             elapsed = f"{time.time() - r.t0:.0f} s"
             progress = f"{r.step}/{r.start.steps}"
             table.add_row(str(rank), r.start.device or "", f"{opt} #{trial}", progress, loss, elapsed)
-        return Group(self.bars, table)
+        return Group(self.bars, Text(self.eta, style="dim"), table) if self.eta else Group(self.bars, table)
 
 
 def plain_line(e: Event) -> str:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 if TYPE_CHECKING:
+    from ademix_sweep.results.eta import Eta
     from ademix_sweep.results.read import OptimizerStatus
 
 PAPER = "the paper's 110M model: AdEMAMix at 256k steps ≈ AdamW at 500k, about 1.95×"
@@ -227,6 +228,21 @@ def horizon_lines(h: dict[str, Any]) -> list[str]:
             f"[95% t {low:+.4f}, {high:+.4f}]: AdEMAMix's advantage {trend}."
         )
     return lines
+
+
+def eta_line(eta: Eta) -> str:
+    """Time left, in words: an estimate, "estimating", or what is left of a sweep not running."""
+    if not eta.remaining and not eta.running:
+        return ""
+    if eta.trial_s is None:
+        return f"time left: estimating (after {eta.needed} finished trials; {eta.finished} so far)"
+    if eta.seconds is None:
+        work = duration(eta.remaining * eta.trial_s)
+        return f"time left: not running; {eta.remaining} trial(s) to go, about {work} of trial time"
+    return (
+        f"time left: about {duration(eta.seconds)} ({eta.remaining} to start, {eta.running} running on "
+        f"{eta.workers} worker(s); {duration(eta.trial_s)} a trial over {eta.finished} finished)"
+    )
 
 
 def checks(console: Console, found: list[Any]) -> None:

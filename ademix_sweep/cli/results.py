@@ -86,14 +86,18 @@ def status(file: File = None, storage: Storage = None, name: Name = None, overri
     from ademix_sweep.engine.urls import mask_url
     from ademix_sweep.results import read as results
     from ademix_sweep.results.checks import fairness_checks
+    from ademix_sweep.results.eta import sweep_eta
 
     sweep = _open(file, storage, name, overrides)
     with _reading(file, sweep):
         stats = {opt: results.optimizer_status(study, sweep.budget) for opt, study in sweep.studies.items()}
         running = results.running_trials(sweep)
         found = fairness_checks(sweep.studies, sweep.cfg)
+        left = report_results.eta_line(sweep_eta(sweep.studies, sweep.budget))
     console = Console()
     report_results.status(console, sweep.name, mask_url(sweep.url), stats, running)
+    if left:
+        console.print(left, highlight=False)
     report_results.checks(console, found)
 
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ademix_sweep.cli import report
+from ademix_sweep.cli import report, report_results
 from ademix_sweep.cli.base import (
     EXIT_BAD_INPUT,
     Devices,
@@ -171,6 +171,7 @@ def run(
 def _run(file: str, storage: str | None, trials: int | None, opts: WorkerOptions, overrides: list[str]) -> None:
     from ademix_sweep.engine.sweep import plan_sweep, run_planned
     from ademix_sweep.engine.urls import mask_url
+    from ademix_sweep.results.eta import sweep_eta
     from ademix_sweep.results.read import optimizer_status
 
     if trials is not None:
@@ -196,6 +197,7 @@ def _run(file: str, storage: str | None, trials: int | None, opts: WorkerOptions
         spec.budget,
         lambda on_event, on_tick: run_planned(plan, on_event=on_event, on_tick=on_tick),
         lambda: {opt: optimizer_status(study, spec.budget) for opt, study in plan.studies.items()},
+        lambda: report_results.eta_line(sweep_eta(plan.studies, spec.budget, workers=len(plan.slots))),
     )
     report.sweep_result(console, stats, spec.budget)
     finish(file, outcome)
