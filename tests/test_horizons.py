@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from scipy import stats
@@ -124,3 +125,19 @@ def test_steps_on_run_and_train_scales_the_file_by_the_same_rule(tmp_path):
     assert [step for step, _ in result["val_curve"]] == [15, 30, 45, 60] and result["hparams"]["t_alpha_beta3"] == 60
     ran = cli(tmp_path, "run", "rb.yaml", "--steps", "60", "--trials", "1", "--set", "name=rb60")
     assert ran.returncode == 0, ran.stderr
+
+
+def test_quick_shrinks_a_sweep_into_its_own_smoke_test(tmp_path):
+    from ademix_sweep.sweepfile.config import load_sweep
+    from ademix_sweep.sweepfile.scaling import quick_overrides
+
+    lm = load_sweep(Path(__file__).resolve().parent.parent / "sweeps" / "lm_small.yaml")
+    sets = quick_overrides(lm)
+    assert sets[:2] == ["name=lm_small_quick", "budget.trials=4"] and "train.steps=200" in sets
+    quick = load_sweep(Path(__file__).resolve().parent.parent / "sweeps" / "lm_small.yaml", sets)
+    assert quick.train == scale_to(lm, 200).train
+    (tmp_path / "rb.yaml").write_text(SWEEP)
+    out = cli(tmp_path, "run", "rb.yaml", "--quick")
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.startswith("--quick: --set name=rb_quick --set budget.trials=4 --set train.steps=20")
+    assert (tmp_path / "runs" / "rb_quick.db").exists() and not (tmp_path / "runs" / "rb.db").exists()

@@ -140,6 +140,21 @@ def with_steps(file: str, overrides: list[str], steps: int | None) -> list[str]:
         raise bad_input(str(exc)) from None
 
 
+def quick(file: str, overrides: list[str]) -> list[str]:
+    """``run --quick``: the overrides that shrink the file to a smoke test, said on stderr."""
+    from ademix_sweep.sweepfile.config import load_sweep
+    from ademix_sweep.sweepfile.scaling import quick_overrides
+    from ademix_sweep.sweepfile.yamlio import SweepFileError
+
+    try:
+        cfg = load_sweep(file, overrides)
+    except SweepFileError as exc:
+        raise bad_input(str(exc)) from None
+    extra = quick_overrides(cfg)
+    typer.echo(f"--quick: {' '.join('--set ' + o for o in extra)}", err=True)
+    return [*overrides, *extra]
+
+
 def slots_for(opts: WorkerOptions, gpus_per_trial: int = 1) -> list[Slot]:
     """The device slots; ValueError with a one-line reason, also for more workers than the
     machine holds (unless ``--force``)."""

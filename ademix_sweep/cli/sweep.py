@@ -28,6 +28,7 @@ from ademix_sweep.cli.base import (
     bad_input,
     ctrl_c_exits_130,
     finish,
+    quick,
     run_live,
     slots_for,
     with_steps,
@@ -155,6 +156,9 @@ def run(
     per_device: PerDevice = 1,
     gpus_per_trial: GpusPerTrial = None,
     steps: Steps = None,
+    quick_try: Annotated[
+        bool, typer.Option("--quick", help="A smoke test: 4 trials per optimizer, runs 10x shorter, its own name.")
+    ] = False,
     overrides: Overrides = None,
     force: Force = False,
     stop_grace: StopGrace = STOP_GRACE_S,
@@ -162,6 +166,8 @@ def run(
     """Run a sweep (or resume it): both optimizers, equal budgets, one worker per GPU or CPU slot."""
     opts = WorkerOptions(workers, devices, per_device, force, stop_grace)
     overrides = with_steps(file, list(overrides or []), steps)
+    if quick_try:
+        overrides = quick(file, overrides)
     if gpus_per_trial is not None:
         overrides.append(f"task.gpus_per_trial={gpus_per_trial}")
     with ctrl_c_exits_130(file):

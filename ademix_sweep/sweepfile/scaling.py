@@ -35,6 +35,22 @@ def scale_to(cfg: SweepConfig, steps: int) -> SweepConfig:
     return cfg.model_copy(update={"train": train, "pruner": pruner})
 
 
+QUICK_TRIALS = 4  # trials per optimizer of a quick try
+QUICK_SHARE = 10  # a quick try's runs are this many times shorter (at least QUICK_MIN_STEPS)
+QUICK_MIN_STEPS = 20
+
+
+def quick_overrides(cfg: SweepConfig) -> list[str]:
+    """A smoke test of a sweep file: its own sweep name + ``_quick`` (its own studies), at most
+    QUICK_TRIALS trials per optimizer, runs QUICK_SHARE times shorter by the scaling rule."""
+    steps = min(cfg.train.steps, max(QUICK_MIN_STEPS, cfg.train.steps // QUICK_SHARE))
+    return [
+        f"name={cfg.name}_quick",
+        f"budget.trials={min(QUICK_TRIALS, cfg.budget.trials)}",
+        *(steps_overrides(cfg, steps) if steps != cfg.train.steps else []),
+    ]
+
+
 def steps_overrides(cfg: SweepConfig, steps: int) -> list[str]:
     """The ``--set`` overrides that make ``cfg`` a full run of ``steps`` steps by the rule above
     (what ``run --steps`` and ``train --steps`` add): the train and pruner fields, and an
