@@ -64,3 +64,18 @@ def test_a_command_gets_its_configuration_in_words_and_in_the_environment(tmp_pa
     assert payload["train"]["steps"] == 10 and payload["report_file"].endswith("reports.jsonl")
     assert result.final_val_loss == 1.25 and result.val_curve == [(5, 1.25)]
     assert result.device == "command (CUDA_VISIBLE_DEVICES=2,3)"
+
+
+def test_workers_auto_on_a_cpu_is_one_worker_per_core_as_memory_allows():
+    from ademix_sweep.cli.base import WorkerOptions, _worker_count, slots_for
+    from ademix_sweep.engine.slots import WORKER_MEMORY_BYTES, auto_cpu_workers, usable_cores
+
+    assert auto_cpu_workers(2, None) == 2 and auto_cpu_workers(8, 3 * WORKER_MEMORY_BYTES + 1) == 3
+    assert auto_cpu_workers(4, 0) == 1  # at least one
+    assert _worker_count("auto") is None and _worker_count("3") == 3 and _worker_count(2) == 2
+    for bad in ("0", "two", "-1"):
+        with pytest.raises(ValueError, match=rf"--workers {bad}: expected a number of workers \(1 or more\) or auto"):
+            _worker_count(bad)
+    slots = slots_for(WorkerOptions("auto", "cpu"), 1)  # this machine: no GPU
+    assert [s.threads for s in slots] == [max(1, usable_cores() // len(slots))] * len(slots)
+    assert len(slots) == min(usable_cores(), len(slots)) and all(s.device == "cpu" for s in slots)

@@ -60,7 +60,12 @@ Overrides = Annotated[
     ),
 ]
 Storage = Annotated[str | None, typer.Option("--storage", help="Optuna storage URL (wins over the file's).")]
-Workers = Annotated[int | None, typer.Option("--workers", min=1, help="CPU worker processes (default 1).")]
+Workers = Annotated[
+    str,
+    typer.Option(
+        "--workers", help="CPU worker processes: a number, or auto (one per core, one thread each; GPUs: one per GPU)."
+    ),
+]
 Devices = Annotated[str, typer.Option("--devices", help="auto, cpu, or GPU numbers like 0,2.")]
 PerDevice = Annotated[int, typer.Option("--workers-per-device", min=1, help="Workers per GPU.")]
 Steps = Annotated[
@@ -119,7 +124,7 @@ def main(
 class WorkerOptions:
     """The options every command that starts workers takes."""
 
-    workers: int | None = None
+    workers: str | int | None = None  # a count, or "auto"/None
     devices: str = "auto"
     per_device: int = 1
     force: bool = False
@@ -160,12 +165,28 @@ def slots_for(opts: WorkerOptions, gpus_per_trial: int = 1) -> list[Slot]:
     machine holds (unless ``--force``)."""
     from ademix_sweep.engine import slots as planner
 
-    cores = planner.usable_cores()
+    cores, memory = planner.usable_cores(), planner.available_memory()
     gpus = planner.visible_gpus()
-    slots = planner.plan_slots(opts.devices, opts.workers, opts.per_device, gpus, cores, gpus_per_trial)
+    workers = _worker_count(opts.workers)
+    slots = planner.plan_slots(opts.devices, workers, opts.per_device, gpus, cores, gpus_per_trial)
+    if workers is None and all(slot.device == "cpu" for slot in slots):  # auto, on the CPU
+        slots = planner.plan_slots("cpu", planner.auto_cpu_workers(cores, memory), 1, gpus, cores)
     if not opts.force:
-        planner.check_capacity(slots, cores, planner.available_memory())
+        planner.check_capacity(slots, cores, memory)
     return slots
+
+
+def _worker_count(raw: str | int | None) -> int | None:
+    """``--workers``: a count, or None for auto; ValueError (one line) otherwise."""
+    if raw is None or raw == "auto":
+        return None
+    try:
+        count = int(raw)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ValueError(f"--workers {raw}: expected a number of workers (1 or more) or auto")
+    return count
 
 
 def run_live(

@@ -196,7 +196,7 @@ def compare(
     storage: Storage = None,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Seeds per configuration.")] = 5,
     top_k: Annotated[int, typer.Option("--top-k", min=1, help="Best configurations per optimizer.")] = 1,
-    workers: Workers = None,
+    workers: Workers = "auto",
     devices: Devices = "auto",
     per_device: PerDevice = 1,
     horizons: Annotated[

@@ -151,7 +151,7 @@ def run(
     file: Annotated[str, typer.Argument(metavar="FILE", help="Sweep file.")],
     storage: Storage = None,
     trials: Annotated[int | None, typer.Option("--trials", min=1, help="Finished trials per optimizer.")] = None,
-    workers: Workers = None,
+    workers: Workers = "auto",
     devices: Devices = "auto",
     per_device: PerDevice = 1,
     gpus_per_trial: GpusPerTrial = None,
