@@ -79,7 +79,8 @@ def test_two_run_processes_on_postgresql_share_the_budget():
     with fresh_postgres_database() as url:
         folder = Path(os.environ.get("TMPDIR", "/tmp"))
         sweep = sweep_file(folder, trials=6, steps=1000, eval_every=500, name=f"pg_{os.getpid()}.yaml")
-        with start(sweep, "--storage", url) as first, start(sweep, "--storage", url) as second:
+        one = ("--storage", url, "--workers", "1")  # two machines, one worker each
+        with start(sweep, *one) as first, start(sweep, *one) as second:
             outs = [p.communicate(timeout=400) for p in (first, second)]
         assert [first.returncode, second.returncode] == [0, 0], [e for _, e in outs]
         assert_exact(url, 6)

@@ -105,7 +105,7 @@ def test_hung_trial_stopped_by_ctrl_c_is_run_on_resume(tmp_path, ctrl_c):
 
 def test_a_trial_that_kills_its_worker_twice_is_failed_for_good_and_the_sweep_goes_on(tmp_path):
     sweep, url = fault_sweep(tmp_path, "kill", first=2, trials=2, steps=200, eval_every=100), _url(tmp_path)
-    out = run(sweep, timeout=180)
+    out = run(sweep, "--workers", "1", timeout=180)
     assert out.returncode == 0, out.stderr
     assert_sound(url, 2)
     trials = [t for s in studies(url).values() for t in s.trials]

@@ -57,7 +57,7 @@ def test_sigterm_as_slurm_sends_it_leaves_nothing_running_when_evaluations_are_6
 
 def test_no_worker_outlives_a_parent_killed_while_its_trial_hangs(tmp_path):
     sweep, url = fault_sweep(tmp_path, "hang", first=-1, trials=1, steps=200, eval_every=100), _url(tmp_path)
-    with start(sweep, "--stop-grace", "2") as proc:
+    with start(sweep, "--stop-grace", "2", "--workers", "1") as proc:
         trial = wait_for_running(url, proc, reported=False)
         os.kill(proc.pid, signal.SIGKILL)  # the parent alone, as an out-of-memory kill would
         proc.wait(timeout=10)
