@@ -3,18 +3,19 @@ optimizers on the same seeds, so the same initialisation and data order: common 
 and the statistics that answer "is AdEMAMix better here, and by how much?".
 
 The runs live in the sweep's storage as the study ``<name>.compare``: one enqueued trial per
-(optimizer, configuration, seed), run by the same workers as ``run``, so an interrupted compare
-resumes where it stopped. Seeds are ``sweep seed + 1000 + i``: not the seed the configurations were
-selected on, which would favour them (the winner's curse).
+(optimizer, configuration, seed, length), run by the same workers as ``run``, so an interrupted
+compare resumes where it stopped. Seeds are ``sweep seed + 1000 + i``: not the seed the
+configurations were selected on, which would favour them (the winner's curse).
 
 Statistics, with d = AdEMAMix - AdamW per seed (negative: AdEMAMix better):
 - per configuration the mean and sample standard deviation of the final validation loss;
-- the paired mean of d with a 95% percentile-bootstrap interval (10,000 resamples of the seeds),
-  and the win rate (share of seeds with d < 0); the difference is "within noise" when the
-  interval contains 0;
-- the paper's headline at this scale: the step at which AdEMAMix's mean validation curve first
-  reaches AdamW's final loss (linear between evaluations), as a ratio of steps T / s ("AdamW needs
-  about N x the steps"). Within one learning-rate schedule this is an estimate, not a re-run.
+- the paired mean of d with Student's t 95% interval, the paired t and exact Wilcoxon p-values
+  (``stats``) and the win rate; "within noise" when the t interval contains 0; a verdict only
+  from 3 paired seeds; the percentile bootstrap only from 10; a deterministic task's single
+  difference instead of a statistic;
+- at several lengths (``--horizons``), the steps AdamW needs to match AdEMAMix from separate runs
+  (``horizons``); with one length, the quick within-schedule estimate: the step at which
+  AdEMAMix's mean validation curve first reaches AdamW's final loss, as a ratio T / s.
 """
 
 from __future__ import annotations
