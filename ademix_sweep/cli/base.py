@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound="Figures")  # the figures the live view shows: a sweep's status or a compare's progress
 
-WORKFLOW = ("init", "validate", "run", "status", "compare", "best", "plot", "export", "train", "schema")
+WORKFLOW = ("init", "validate", "run", "status", "compare", "best", "plot", "dashboard", "export", "train", "schema")
 
 
 class _InWorkflowOrder(TyperGroup):

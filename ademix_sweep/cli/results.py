@@ -64,7 +64,7 @@ def _quiet_optuna() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _open(file: str | None, storage: str | None, name: str | None, overrides: list[str] | None = None) -> Sweep:
+def opened(file: str | None, storage: str | None, name: str | None, overrides: list[str] | None = None) -> Sweep:
     """The sweep (its file read with the same ``--set`` overrides it was run with), or exit 2 with one line."""
     from ademix_sweep.engine.storage import StorageError
     from ademix_sweep.results import read as results
@@ -88,7 +88,7 @@ def status(file: File = None, storage: Storage = None, name: Name = None, overri
     from ademix_sweep.results.checks import fairness_checks
     from ademix_sweep.results.eta import sweep_eta
 
-    sweep = _open(file, storage, name, overrides)
+    sweep = opened(file, storage, name, overrides)
     with _reading(file, sweep):
         stats = {opt: results.optimizer_status(study, sweep.budget) for opt, study in sweep.studies.items()}
         running = results.running_trials(sweep)
@@ -113,7 +113,7 @@ def best(
     from ademix_sweep.results import read as results
     from ademix_sweep.results.checks import fairness_checks
 
-    sweep = _open(file, storage, name, overrides)
+    sweep = opened(file, storage, name, overrides)
     if optimizer is not None and optimizer not in sweep.studies:
         raise bad_input(f"--optimizer {optimizer}: not in sweep {sweep.name!r} (expected {', '.join(sweep.studies)})")
     out = {}
@@ -142,7 +142,7 @@ def export(
 
     if fmt not in ("csv", "json"):
         raise bad_input(f"--format {fmt}: expected csv or json")
-    sweep = _open(file, storage, name, overrides)
+    sweep = opened(file, storage, name, overrides)
     with _reading(file, sweep):
         columns, rows = results.all_rows(sweep)
     if fmt == "json":
@@ -178,7 +178,7 @@ def plot(
     """PNG figures: best so far, best curves, lr sensitivity, α against β3, loss against run length."""
     from ademix_sweep.results import horizons, plots
 
-    sweep = _open(file, storage, name, overrides)
+    sweep = opened(file, storage, name, overrides)
     try:
         with _reading(file, sweep):
             written = plots.write_all(sweep.studies, Path(output), horizons.of_sweep(sweep))
