@@ -185,7 +185,7 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path):
         "optimizers: {adamw: {lr: 0.001}}\n"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ademix_sweep", "train", str(sweep), "--optimizer", "adamw"],
+        [sys.executable, "-X", "faulthandler", "-m", "ademix_sweep", "train", str(sweep), "--optimizer", "adamw"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -199,6 +199,8 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path):
             proc.send_signal(signal.SIGINT)
             with suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=20)
+        if proc.poll() is None:  # hung (seen twice in CI): faulthandler prints every thread's stack
+            proc.send_signal(signal.SIGABRT)
         _out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()

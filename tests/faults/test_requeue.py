@@ -121,7 +121,7 @@ def test_a_trial_that_kills_its_worker_twice_is_failed_for_good_and_the_sweep_go
 
 def test_a_sweep_whose_workers_keep_dying_stops_with_one_line(tmp_path):
     sweep, url = fault_sweep(tmp_path, "kill", first=-1, trials=2, steps=200, eval_every=100), _url(tmp_path)
-    out = run(sweep, timeout=180)
+    out = run(sweep, "--workers", "1", timeout=180)
     assert out.returncode == 1, out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, lines
