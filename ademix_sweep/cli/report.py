@@ -68,9 +68,6 @@ def sweep_summary(console: Console, source: str, cfg: SweepConfig) -> None:
         console.print(table)
 
 
-REFRESH_S = 0.25  # the training progress bar redraws at most this often
-
-
 class TrainProgress:
     """A Rich progress bar for one training run: step, loss, lr, throughput and ETA.
 
@@ -88,9 +85,8 @@ class TrainProgress:
             TimeRemainingColumn(),
             console=console,
             transient=False,
-            auto_refresh=False,  # refreshed from update(): no second thread that a Ctrl-C could leave waiting
         )
-        self.unit, self.shown = unit, 0.0
+        self.unit = unit
         self.task_id = self.progress.add_task(description, total=steps, loss="-", lr="-", speed="-")
 
     def __enter__(self) -> TrainProgress:
@@ -103,9 +99,6 @@ class TrainProgress:
     def update(self, p: TrainStatus) -> None:
         speed = f"{p.items_per_s:,.0f} {self.unit}/s"
         self.progress.update(self.task_id, completed=p.step, loss=f"{p.loss:.4f}", lr=f"{p.lr:.3g}", speed=speed)
-        if time.monotonic() - self.shown >= REFRESH_S:
-            self.shown = time.monotonic()
-            self.progress.refresh()
 
 
 def train_summary(
