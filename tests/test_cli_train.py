@@ -189,6 +189,9 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as in a terminal: a shell starting the tests in the background passes SIGINT on
+        # ignored, and a Python started with SIGINT ignored keeps it so (train then never stops)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
@@ -199,7 +202,7 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path):
             proc.send_signal(signal.SIGINT)
             with suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=20)
-        if proc.poll() is None:  # hung (seen twice in CI): faulthandler prints every thread's stack
+        if proc.poll() is None:  # still running: faulthandler prints every thread's stack
             proc.send_signal(signal.SIGABRT)
         _out, err = proc.communicate(timeout=30)
     finally:

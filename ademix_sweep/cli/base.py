@@ -234,21 +234,6 @@ def finish(file: str, outcome: Outcome) -> None:
 
 
 @contextmanager
-def ctrl_c_after_imports() -> Iterator[None]:
-    """Hold Ctrl-C back while heavy libraries import (torch): a KeyboardInterrupt raised inside an
-    extension module's initialisation can leave the process hung. The held signal is delivered,
-    as a KeyboardInterrupt, as soon as the imports are done."""
-    held = hasattr(signal, "pthread_sigmask")
-    if held:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        if held:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-
-
-@contextmanager
 def ctrl_c_exits_130(file: str) -> Iterator[None]:
     """Ctrl-C or SIGTERM before the workers take over (imports, storage checks): exit 130 or 143
     with one line."""

@@ -26,7 +26,6 @@ from ademix_sweep.cli.base import (
     Workers,
     app,
     bad_input,
-    ctrl_c_after_imports,
     ctrl_c_exits_130,
     finish,
     quick,
@@ -116,9 +115,8 @@ def train_command(
 def _train(
     file: str, optimizer: str, params: list[str], overrides: list[str], device: str, seed: int | None, as_json: bool
 ) -> None:
-    with ctrl_c_after_imports():
-        from ademix_sweep.engine import job as jobs  # torch is imported only by commands that train
-        from ademix_sweep.train import Diverged
+    from ademix_sweep.engine import job as jobs  # torch is imported only by commands that train
+    from ademix_sweep.train import Diverged
 
     try:
         job = jobs.prepare_job(file, optimizer, params, overrides, device)
