@@ -141,3 +141,12 @@ def test_quick_shrinks_a_sweep_into_its_own_smoke_test(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stderr.startswith("--quick: --set name=rb_quick --set budget.trials=4 --set train.steps=20")
     assert (tmp_path / "runs" / "rb_quick.db").exists() and not (tmp_path / "runs" / "rb.db").exists()
+
+
+def test_run_lengths_from_horizons_and_steps_shortest_first_with_the_sweeps_own():
+    from ademix_sweep.results.rerun import run_lengths
+
+    assert run_lengths(200, (2, 0.5)) == [100, None, 400]
+    assert run_lengths(200, (), 300) == [None, 300] and run_lengths(200, (1.0,), 200) == [None]
+    with pytest.raises(ValueError, match=r"--horizons 0: expected multiples of train\.steps"):
+        run_lengths(200, (0,))

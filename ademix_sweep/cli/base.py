@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from ademix_sweep.engine.workers import Outcome
     from ademix_sweep.results.read import Figures
     from ademix_sweep.results.rerun import ComparePlan
+    from ademix_sweep.sweepfile.config import SweepConfig
 
 F = TypeVar("F", bound="Figures")  # the figures the live view shows: a sweep's status or a compare's progress
 
@@ -135,29 +136,29 @@ def with_steps(file: str, overrides: list[str], steps: int | None) -> list[str]:
     """``overrides`` plus the ``--set`` ones that make the file's runs ``steps`` long (scaling rule)."""
     if steps is None:
         return overrides
-    from ademix_sweep.sweepfile.config import load_sweep
     from ademix_sweep.sweepfile.scaling import steps_overrides
-    from ademix_sweep.sweepfile.yamlio import SweepFileError
 
-    try:
-        return [*overrides, *steps_overrides(load_sweep(file, overrides), steps)]
-    except SweepFileError as exc:
-        raise bad_input(str(exc)) from None
+    return [*overrides, *steps_overrides(_read(file, overrides), steps)]
 
 
 def quick(file: str, overrides: list[str]) -> list[str]:
     """``run --quick``: the overrides that shrink the file to a smoke test, said on stderr."""
-    from ademix_sweep.sweepfile.config import load_sweep
     from ademix_sweep.sweepfile.scaling import quick_overrides
+
+    extra = quick_overrides(_read(file, overrides))
+    typer.echo(f"--quick: {' '.join('--set ' + o for o in extra)}", err=True)
+    return [*overrides, *extra]
+
+
+def _read(file: str, overrides: list[str]) -> SweepConfig:
+    """The sweep file with its overrides, or exit 2 with its one line."""
+    from ademix_sweep.sweepfile.config import load_sweep
     from ademix_sweep.sweepfile.yamlio import SweepFileError
 
     try:
-        cfg = load_sweep(file, overrides)
+        return load_sweep(file, overrides)
     except SweepFileError as exc:
         raise bad_input(str(exc)) from None
-    extra = quick_overrides(cfg)
-    typer.echo(f"--quick: {' '.join('--set ' + o for o in extra)}", err=True)
-    return [*overrides, *extra]
 
 
 def slots_for(opts: WorkerOptions, gpus_per_trial: int = 1) -> list[Slot]:

@@ -256,11 +256,6 @@ def _compare(
     try:
         slots = partial(slots_for, opts)
         count, top_k, lengths = counts
-        horizons = lengths.horizons
-        if lengths.steps is not None:
-            from ademix_sweep.engine.sweep import check_file
-
-            horizons = (*horizons, lengths.steps / check_file(file, overrides).train.steps)
         plan = rerun.plan_compare(
             file,
             slots=slots,
@@ -269,7 +264,8 @@ def _compare(
             top_k=top_k,
             stop_grace_s=opts.stop_grace_s,
             overrides=overrides,
-            horizons=horizons,
+            horizons=lengths.horizons,
+            steps=lengths.steps,
         )
     except SweepFileError as exc:
         raise bad_input(str(exc)) from None

@@ -23,6 +23,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from ademix_sweep.engine.study import BUDGET_ATTR
+from ademix_sweep.results.compare import chosen, paired_summary
 from ademix_sweep.results.read import best_trial
 from ademix_sweep.sweepfile.config import SweepConfig
 
@@ -135,8 +136,6 @@ def _budgets(studies: dict[str, optuna.Study]) -> list[Check]:
 
 def compare_checks(summary: dict[str, Any], gathered: dict[str, list[Any]]) -> list[Check]:
     """``compare``'s own: a deterministic task, and top configurations within noise of each other."""
-    from ademix_sweep.results.compare import chosen, paired_summary
-
     found: list[Check] = []
     paired = summary.get("paired")
     if paired and paired.get("deterministic"):

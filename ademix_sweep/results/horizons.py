@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 from ademix_sweep.engine.attrs import COMPARE
 from ademix_sweep.engine.contract import compare_study_name
 from ademix_sweep.engine.storage import open_storage
+from ademix_sweep.results.compare import paired_summary
 from ademix_sweep.results.read import Sweep
 from ademix_sweep.results.stats import t_quantile
 
@@ -107,8 +108,6 @@ def gap_slope(ademamix: dict[int, dict[int, float]], adamw: dict[int, dict[int, 
 def summary(values: dict[str, dict[int, dict[int, float]]], lengths: list[int], base: int) -> dict[str, Any]:
     """Per length: each optimizer's mean and spread, the paired difference, the lengths to match;
     and the gap's slope. ``values``: optimizer -> length -> seed -> final loss."""
-    from ademix_sweep.results.compare import paired_summary
-
     per_length = []
     ademamix, adamw = values.get("ademamix", {}), values.get("adamw", {})
     every = [set(by_seed) for opt in (ademamix, adamw) for by_seed in opt.values()]

@@ -63,6 +63,7 @@ def plan_compare(
     stop_grace_s: float = STOP_GRACE_S,
     overrides: Sequence[str] = (),
     horizons: Sequence[float] = (),
+    steps: int | None = None,
 ) -> ComparePlan:
     """Check the file against its stored sweep and enqueue the re-runs not yet there. Raises
     SweepFileError, NoSweep, StorageError, SweepMismatch or ValueError, one line each."""
@@ -72,7 +73,7 @@ def plan_compare(
     if callable(slots):
         slots = slots(gpus_per_trial(cfg))
     seed_list = compare_seeds(cfg.seed, seeds)
-    lengths = run_lengths(cfg.train.steps, horizons)
+    lengths = run_lengths(cfg.train.steps, horizons, steps)
     runs = plan(sweep.studies, top_k, seed_list, lengths)
     checks = seed_checks(sweep.studies, cfg.seed) if isinstance(cfg.task, CommandTask) else []
     for opt, study in sweep.studies.items():
@@ -102,10 +103,11 @@ def plan_compare(
     return ComparePlan(sweep, seed_list, runs, checks, study, added, spec, slots, lengths)
 
 
-def run_lengths(steps: int, horizons: Sequence[float]) -> list[int | None]:
-    """The lengths ``--horizons`` asks for (multiples of ``train.steps``), the sweep's own always
-    among them (as None), shortest first; ValueError for a horizon that gives no step."""
-    lengths = {steps}
+def run_lengths(steps: int, horizons: Sequence[float], extra: int | None = None) -> list[int | None]:
+    """The lengths ``--horizons`` asks for (multiples of ``train.steps``) and ``--steps`` (``extra``),
+    the sweep's own always among them (as None), shortest first; ValueError for a horizon that
+    gives no step."""
+    lengths = {steps} | ({extra} if extra is not None else set())
     for h in horizons:
         if not h > 0 or round(h * steps) < 1:
             raise ValueError(f"--horizons {h:g}: expected multiples of train.steps above 0 (such as 0.5,1,2,4)")
